@@ -1,0 +1,87 @@
+/**
+ * Network namespaces joined by one bridge: the smallest real network. The lab and the
+ * kernel tests build their hosts with this, always under a name prefix they own, so that
+ * teardown can find everything even after a crash.
+ */
+import { run } from './run.js';
+
+export interface NetnsHost {
+  readonly name: string;
+  readonly netns: string;
+  readonly addresses: readonly string[];
+}
+
+export interface NetnsNetwork {
+  readonly prefix: string;
+  readonly bridge: string;
+  readonly hosts: readonly NetnsHost[];
+  /** Runs a command inside a host's namespace. */
+  exec(host: string, command: readonly string[], input?: string): Promise<string>;
+  destroy(): Promise<void>;
+}
+
+export interface HostSpec {
+  readonly name: string;
+  /** IPv4 addresses with prefix length, e.g. 198.18.0.10/24; IPv6 likewise. */
+  readonly addresses: readonly string[];
+}
+
+const ip = (...args: string[]) => run(['ip', ...args]);
+
+/** Removes every namespace and link whose name starts with `prefix` (idempotent). */
+export async function destroyByPrefix(prefix: string): Promise<void> {
+  const { stdout } = await run(['ip', '-o', 'netns', 'list']);
+  for (const line of stdout.split('\n')) {
+    const ns = line.split(' ')[0];
+    if (ns && ns.startsWith(prefix)) await run(['ip', 'netns', 'del', ns], { okCodes: [0, 1] });
+  }
+  const links = await run(['ip', '-o', 'link', 'show']);
+  for (const line of links.stdout.split('\n')) {
+    const m = /^\d+: ([^:@]+)/.exec(line);
+    if (m?.[1]?.startsWith(prefix)) await run(['ip', 'link', 'del', m[1]], { okCodes: [0, 1] });
+  }
+}
+
+/**
+ * Builds one namespace per host, each with a veth into a shared bridge in the root
+ * namespace. Interface names are kept within the kernel's 15 characters.
+ */
+export async function createNetwork(prefix: string, hosts: readonly HostSpec[]): Promise<NetnsNetwork> {
+  if (prefix.length > 6) throw new Error(`netns prefix "${prefix}" is longer than 6 characters`);
+  await destroyByPrefix(prefix);
+  const bridge = `${prefix}br`;
+  await ip('link', 'add', bridge, 'type', 'bridge');
+  await ip('link', 'set', bridge, 'up');
+  const built: NetnsHost[] = [];
+  try {
+    for (const [i, host] of hosts.entries()) {
+      const netns = `${prefix}${host.name}`;
+      const outer = `${prefix}v${i}`;
+      await ip('netns', 'add', netns);
+      await ip('link', 'add', outer, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', netns);
+      await ip('link', 'set', outer, 'master', bridge, 'up');
+      await ip('-n', netns, 'link', 'set', 'lo', 'up');
+      for (const a of host.addresses) {
+        await ip('-n', netns, 'addr', 'add', a, 'dev', 'eth0', ...(a.includes(':') ? ['nodad'] : []));
+      }
+      await ip('-n', netns, 'link', 'set', 'eth0', 'up');
+      built.push({ name: host.name, netns, addresses: host.addresses.map((a) => a.split('/')[0]!) });
+    }
+  } catch (e) {
+    await destroyByPrefix(prefix);
+    throw e;
+  }
+  const byName = new Map(built.map((h) => [h.name, h]));
+  return {
+    prefix,
+    bridge,
+    hosts: built,
+    async exec(host, command, input) {
+      const h = byName.get(host);
+      if (!h) throw new Error(`no host "${host}" in network ${prefix}`);
+      const { stdout } = await run(['ip', 'netns', 'exec', h.netns, ...command], input === undefined ? {} : { input });
+      return stdout;
+    },
+    destroy: () => destroyByPrefix(prefix),
+  };
+}

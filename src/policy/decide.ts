@@ -1,0 +1,213 @@
+/**
+ * The decision function: what the policy says about one flow.
+ *
+ * Each side judges the flow by its own enforcement mode (the destination inbound, the
+ * source outbound) against the rules that select it; the flow is blocked if either side blocks it, potentially blocked if
+ * either side would block it in full mode, and allowed otherwise. The kernel's verdict on
+ * any probe must equal this function's: the lab and the differential tests check it.
+ */
+import { addressValue, type AddressSet, type IpFamily } from './addresses.js';
+import type { EnforcementMode, ServicePort, Workload } from './model.js';
+import { clauseMatches, type ResolvedActors, type ResolvedPolicy, type ResolvedRule } from './resolve.js';
+
+export type FlowProtocol = 'tcp' | 'udp' | 'icmp' | 'icmpv6';
+
+/** One end of a flow: an address, and the workload that owns it if it is one of ours. */
+export interface FlowEndpoint {
+  readonly address: string;
+  readonly workload?: Workload;
+}
+
+export interface Flow {
+  readonly source: FlowEndpoint;
+  readonly destination: FlowEndpoint;
+  readonly proto: FlowProtocol;
+  /** Destination port (tcp/udp). */
+  readonly port?: number;
+  /** ICMP type (icmp/icmpv6). */
+  readonly icmpType?: number;
+  /** The process serving the destination port, when known. */
+  readonly process?: string;
+}
+
+export const DECISIONS = ['allowed', 'potentially-blocked', 'blocked'] as const;
+export type Decision = (typeof DECISIONS)[number];
+
+/** What settled a side's judgement. */
+export type DecidedBy =
+  | { readonly kind: 'rule'; readonly ruleId: string; readonly action: ResolvedRule['action'] }
+  | { readonly kind: 'default'; readonly action: 'deny' | 'allow' }
+  | { readonly kind: 'always-allowed'; readonly name: string }
+  | { readonly kind: 'loopback' }
+  /** Neither side enforces anything (both idle or unmanaged). */
+  | { readonly kind: 'not-enforced' };
+
+export type Side = 'inbound' | 'outbound';
+
+export interface SideJudgement {
+  readonly side: Side;
+  readonly workload: string;
+  readonly mode: Exclude<EnforcementMode, 'idle'>;
+  /** block: this side drops it; mark: it passes, but full mode would drop it. */
+  readonly outcome: 'allow' | 'block' | 'mark';
+  readonly decidedBy: DecidedBy;
+}
+
+export interface FlowDecision {
+  readonly decision: Decision;
+  readonly decidedBy: DecidedBy;
+  /** The side whose judgement is reported in `decidedBy`, if any side judged. */
+  readonly side: Side | null;
+  readonly inbound: SideJudgement | null;
+  readonly outbound: SideJudgement | null;
+}
+
+export function serviceMatches(port: ServicePort, flow: Flow): boolean {
+  if (port.proto !== flow.proto) return false;
+  if ('ports' in port) {
+    if (flow.port === undefined || flow.port < port.ports.from || flow.port > port.ports.to) return false;
+    return port.process === undefined || port.process === flow.process;
+  }
+  return port.icmpType === undefined || port.icmpType === flow.icmpType;
+}
+
+function servicesMatch(services: ResolvedRule['services'], flow: Flow): boolean {
+  return services === 'all' || services.some((s) => serviceMatches(s, flow));
+}
+
+function hasAddress(set: AddressSet, parsed: { family: IpFamily; value: bigint }): boolean {
+  return set.hasValue(parsed.family, parsed.value);
+}
+
+interface ParsedEndpoint {
+  readonly workload?: Workload;
+  readonly addr: { family: IpFamily; value: bigint };
+}
+
+function clausesSelect(actors: ResolvedActors, workload: Workload | undefined, policy: ResolvedPolicy): boolean {
+  return workload !== undefined && actors.clauses.some((c) => clauseMatches(c, workload, policy.userGroupMembers));
+}
+
+/** A peer matches a side by workload clause or by IP list address. */
+function peerMatches(actors: ResolvedActors, ep: ParsedEndpoint, policy: ResolvedPolicy): boolean {
+  return hasAddress(actors.ipAddresses, ep.addr) || clausesSelect(actors, ep.workload, policy);
+}
+
+/**
+ * The rules that a side consults for a flow, in policy order. Only workload actors select
+ * the workload whose firewall judges; an IP list only ever describes the peer. So a rule
+ * "web may reach the internet on 443" opens web's outbound to any address in that list, but
+ * does not open the inbound side of a workload that happens to sit inside the range.
+ */
+export function matchingRules(policy: ResolvedPolicy, flow: Flow, side: Side): ResolvedRule[] {
+  const src: ParsedEndpoint = { workload: flow.source.workload, addr: addressValue(flow.source.address) };
+  const dst: ParsedEndpoint = { workload: flow.destination.workload, addr: addressValue(flow.destination.address) };
+  return policy.rules.filter((r) => {
+    if (!servicesMatch(r.services, flow)) return false;
+    return side === 'inbound'
+      ? clausesSelect(r.destinations, dst.workload, policy) && peerMatches(r.sources, src, policy)
+      : clausesSelect(r.sources, src.workload, policy) && peerMatches(r.destinations, dst, policy);
+  });
+}
+
+function alwaysAllowedFor(policy: ResolvedPolicy, flow: Flow, side: Side): DecidedBy | null {
+  const remote = side === 'inbound' ? flow.source.address : flow.destination.address;
+  const addr = addressValue(remote);
+  for (const a of policy.alwaysAllowed) {
+    if (a.direction !== 'both' && a.direction !== side) continue;
+    if (!hasAddress(a.addresses, addr)) continue;
+    if (a.ports.length === 0 || a.ports.some((p) => serviceMatches(p, flow))) return { kind: 'always-allowed', name: a.name };
+  }
+  return null;
+}
+
+function judge(policy: ResolvedPolicy, flow: Flow, side: Side, workload: Workload | undefined): SideJudgement | null {
+  if (!workload || !workload.managed || workload.mode === 'idle') return null;
+  const mode = workload.mode;
+  const base = { side, workload: workload.name, mode } as const;
+  const always = alwaysAllowedFor(policy, flow, side);
+  if (always) return { ...base, outcome: 'allow', decidedBy: always };
+  const matched = matchingRules(policy, flow, side);
+
+  const overrideDeny = matched.find((r) => r.action === 'override-deny');
+  const allow = matched.find((r) => r.action === 'allow');
+  const deny = matched.find((r) => r.action === 'deny');
+  const byRule = (r: ResolvedRule): DecidedBy => ({ kind: 'rule', ruleId: r.id, action: r.action });
+
+  // What full mode would do: the reference every other mode reports against.
+  const full: { outcome: 'allow' | 'block'; decidedBy: DecidedBy } = overrideDeny
+    ? { outcome: 'block', decidedBy: byRule(overrideDeny) }
+    : allow
+      ? { outcome: 'allow', decidedBy: byRule(allow) }
+      : { outcome: 'block', decidedBy: { kind: 'default', action: 'deny' } };
+
+  switch (mode) {
+    case 'full':
+      return { ...base, ...full };
+    case 'selective':
+      if (overrideDeny) return { ...base, outcome: 'block', decidedBy: byRule(overrideDeny) };
+      if (allow) return { ...base, outcome: 'allow', decidedBy: byRule(allow) };
+      if (deny) return { ...base, outcome: 'block', decidedBy: byRule(deny) };
+      return { ...base, outcome: 'mark', decidedBy: { kind: 'default', action: 'deny' } };
+    case 'visibility':
+      return { ...base, outcome: full.outcome === 'block' ? 'mark' : 'allow', decidedBy: full.decidedBy };
+  }
+}
+
+const SEVERITY = { allow: 0, mark: 1, block: 2 } as const;
+
+/** Decides one flow under a resolved policy. */
+export function decide(policy: ResolvedPolicy, flow: Flow): FlowDecision {
+  const src = flow.source.workload;
+  const dst = flow.destination.workload;
+  // Traffic from a workload to itself never leaves its loopback, which is always accepted.
+  if (src && dst && src === dst) {
+    return { decision: 'allowed', decidedBy: { kind: 'loopback' }, side: null, inbound: null, outbound: null };
+  }
+  const inbound = judge(policy, flow, 'inbound', dst);
+  const outbound = judge(policy, flow, 'outbound', src);
+
+  // The most severe side speaks for the flow; on a tie, the destination (inbound) does.
+  let speaker: SideJudgement | null = null;
+  for (const j of [inbound, outbound]) {
+    if (j && (!speaker || SEVERITY[j.outcome] > SEVERITY[speaker.outcome])) speaker = j;
+  }
+  if (!speaker) {
+    return { decision: 'allowed', decidedBy: { kind: 'not-enforced' }, side: null, inbound, outbound };
+  }
+  const decision: Decision =
+    speaker.outcome === 'block' ? 'blocked' : speaker.outcome === 'mark' ? 'potentially-blocked' : 'allowed';
+  return { decision, decidedBy: speaker.decidedBy, side: speaker.side, inbound, outbound };
+}
+
+/** Builds a flow endpoint from a workload name or an address, as a person would type it. */
+export function endpoint(policy: ResolvedPolicy, nameOrAddress: string): FlowEndpoint {
+  const byName = policy.workloadByName.get(nameOrAddress);
+  if (byName) {
+    const address = byName.addresses[0];
+    if (address === undefined) throw new Error(`workload "${nameOrAddress}" has no address`);
+    return { address, workload: byName };
+  }
+  let workload: Workload | undefined;
+  try {
+    workload = policy.workloadAt(nameOrAddress);
+  } catch {
+    throw new Error(`"${nameOrAddress}" is neither a workload name nor an IP address`);
+  }
+  return workload ? { address: nameOrAddress, workload } : { address: nameOrAddress };
+}
+
+export function formatDecidedBy(by: DecidedBy): string {
+  switch (by.kind) {
+    case 'rule':
+      return `${by.action} rule ${by.ruleId}`;
+    case 'default':
+      return by.action === 'deny' ? 'default deny (no allow rule)' : 'default allow';
+    case 'always-allowed':
+      return `always-allowed endpoint ${by.name}`;
+    case 'loopback':
+      return 'loopback';
+    case 'not-enforced':
+      return 'no side enforces policy (idle or unmanaged)';
+  }
+}
