@@ -10,7 +10,10 @@ export default tseslint.config(
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
     },
     rules: {
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+      ],
       '@typescript-eslint/consistent-type-imports': 'error',
       'no-restricted-imports': 'off',
     },
@@ -23,8 +26,23 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['node:*', 'fs', 'child_process', 'net', 'http'], message: 'src/policy is pure: no I/O.' },
-            { group: ['**/cli/**', '**/host/**', '**/policy-files/**', '**/server/**', '**/agent/**', '**/store/**', '**/lab/**'], message: 'Dependencies point inward: the policy engine imports nothing from the outer rings.' },
+            {
+              group: ['node:*', 'fs', 'child_process', 'net', 'http'],
+              message: 'src/policy is pure: no I/O.',
+            },
+            {
+              group: [
+                '**/cli/**',
+                '**/host/**',
+                '**/policy-files/**',
+                '**/server/**',
+                '**/agent/**',
+                '**/store/**',
+                '**/lab/**',
+              ],
+              message:
+                'Dependencies point inward: the policy engine imports nothing from the outer rings.',
+            },
           ],
         },
       ],

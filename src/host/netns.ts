@@ -46,7 +46,10 @@ export async function destroyByPrefix(prefix: string): Promise<void> {
  * Builds one namespace per host, each with a veth into a shared bridge in the root
  * namespace. Interface names are kept within the kernel's 15 characters.
  */
-export async function createNetwork(prefix: string, hosts: readonly HostSpec[]): Promise<NetnsNetwork> {
+export async function createNetwork(
+  prefix: string,
+  hosts: readonly HostSpec[],
+): Promise<NetnsNetwork> {
   if (prefix.length > 6) throw new Error(`netns prefix "${prefix}" is longer than 6 characters`);
   await destroyByPrefix(prefix);
   const bridge = `${prefix}br`;
@@ -62,10 +65,23 @@ export async function createNetwork(prefix: string, hosts: readonly HostSpec[]):
       await ip('link', 'set', outer, 'master', bridge, 'up');
       await ip('-n', netns, 'link', 'set', 'lo', 'up');
       for (const a of host.addresses) {
-        await ip('-n', netns, 'addr', 'add', a, 'dev', 'eth0', ...(a.includes(':') ? ['nodad'] : []));
+        await ip(
+          '-n',
+          netns,
+          'addr',
+          'add',
+          a,
+          'dev',
+          'eth0',
+          ...(a.includes(':') ? ['nodad'] : []),
+        );
       }
       await ip('-n', netns, 'link', 'set', 'eth0', 'up');
-      built.push({ name: host.name, netns, addresses: host.addresses.map((a) => a.split('/')[0]!) });
+      built.push({
+        name: host.name,
+        netns,
+        addresses: host.addresses.map((a) => a.split('/')[0]!),
+      });
     }
   } catch (e) {
     await destroyByPrefix(prefix);
@@ -79,7 +95,10 @@ export async function createNetwork(prefix: string, hosts: readonly HostSpec[]):
     async exec(host, command, input) {
       const h = byName.get(host);
       if (!h) throw new Error(`no host "${host}" in network ${prefix}`);
-      const { stdout } = await run(['ip', 'netns', 'exec', h.netns, ...command], input === undefined ? {} : { input });
+      const { stdout } = await run(
+        ['ip', 'netns', 'exec', h.netns, ...command],
+        input === undefined ? {} : { input },
+      );
       return stdout;
     },
     destroy: () => destroyByPrefix(prefix),

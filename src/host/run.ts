@@ -49,10 +49,20 @@ export function run(command: readonly string[], options: RunOptions = {}): Promi
     });
     child.on('close', (code) => {
       clearTimeout(timer);
-      const result = { code: code ?? -1, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
+      const result = {
+        code: code ?? -1,
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+      };
       if (timedOut) reject(new CommandError(command, result, 'timed out'));
       else if (!(options.okCodes ?? [0]).includes(result.code)) {
-        reject(new CommandError(command, result, `exited ${result.code}: ${result.stderr.trim() || result.stdout.trim()}`));
+        reject(
+          new CommandError(
+            command,
+            result,
+            `exited ${result.code}: ${result.stderr.trim() || result.stdout.trim()}`,
+          ),
+        );
       } else resolve(result);
     });
     child.stdin.on('error', () => {

@@ -20,13 +20,27 @@ export async function readPolicySources(paths: readonly string[]): Promise<Sourc
       info = await stat(p);
     } catch {
       throw new PolicyFilesError([
-        { severity: 'error', file: p, line: null, object: null, path: '', message: 'no such file or directory' },
+        {
+          severity: 'error',
+          file: p,
+          line: null,
+          object: null,
+          path: '',
+          message: 'no such file or directory',
+        },
       ]);
     }
     const list = info.isDirectory() ? await yamlFilesUnder(p) : [p];
     if (list.length === 0) {
       throw new PolicyFilesError([
-        { severity: 'error', file: p, line: null, object: null, path: '', message: 'holds no .yaml or .yml files' },
+        {
+          severity: 'error',
+          file: p,
+          line: null,
+          object: null,
+          path: '',
+          message: 'holds no .yaml or .yml files',
+        },
       ]);
     }
     for (const file of list) {

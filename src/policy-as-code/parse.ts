@@ -3,12 +3,16 @@
  * and path: `rulesets.yaml:14: Ruleset "shop-prod": rules[3].services[0].port: 70000 is
  * not a port (1-65535)`.
  */
-import { LineCounter, parseAllDocuments, type Document } from 'yaml';
-import type { $ZodIssue } from 'zod/v4/core';
-import { formatIssue, PolicyError, type PolicyIssue, type PolicyObjectKind } from '../policy/issues.js';
+import { isMap, isScalar, LineCounter, parseAllDocuments, type Document } from 'yaml';
+import {
+  formatIssue,
+  PolicyError,
+  type PolicyIssue,
+  type PolicyObjectKind,
+} from '../policy/issues.js';
 import type { Policy, PolicySettings } from '../policy/model.js';
-import { resolvePolicy, type ResolvedPolicy } from '../policy/resolve.js';
-import { DOCUMENT_KINDS, policyDocument, type PolicyDocument } from './schema.js';
+import { DUPLICATE_MESSAGE, resolvePolicy, type ResolvedPolicy } from '../policy/resolve.js';
+import { DOCUMENT_KINDS, plainIssues, policyDocument, type PolicyDocument } from './schema.js';
 
 export interface SourceFile {
   readonly path: string;
@@ -67,30 +71,30 @@ function parsePath(path: string): (string | number)[] {
   return parts;
 }
 
-/** The line of the deepest YAML node that exists along a path. */
+/**
+ * The line of the deepest YAML node that exists along a path. A mapping's entry is found by
+ * its key, so `sources:` is the line that says `sources`, even when its value starts below.
+ */
 function lineOf(loc: Located, path: readonly PropertyKey[]): number | null {
+  const lineAt = (node: unknown): number | null => {
+    const range = (node as { range?: [number, number, number] } | null | undefined)?.range;
+    return range ? loc.lines.linePos(range[0]).line : null;
+  };
   for (let n = path.length; n >= 0; n--) {
-    const node = loc.doc.getIn(path.slice(0, n) as unknown[], true) as { range?: [number, number, number] } | undefined;
-    if (node && typeof node === 'object' && node.range) return loc.lines.linePos(node.range[0]).line;
+    const last = path[n - 1];
+    if (typeof last === 'string') {
+      const parent = loc.doc.getIn(path.slice(0, n - 1) as unknown[], true);
+      if (isMap(parent)) {
+        const pair = parent.items.find((p) => isScalar(p.key) && p.key.value === last);
+        const line = pair ? lineAt(pair.key) : null;
+        if (line !== null) return line;
+        continue;
+      }
+    }
+    const line = lineAt(loc.doc.getIn(path.slice(0, n) as unknown[], true));
+    if (line !== null) return line;
   }
   return null;
-}
-
-function zodMessage(issue: $ZodIssue): string {
-  const input = (issue as { input?: unknown }).input;
-  const shown = input === undefined ? 'nothing' : JSON.stringify(input);
-  switch (issue.code) {
-    case 'invalid_value':
-      return `${shown} is not one of ${issue.values.map((v) => String(v)).join(', ')}`;
-    case 'unrecognized_keys':
-      return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-    case 'invalid_type':
-      return input === undefined ? `is required (${issue.expected})` : `${shown} is not a ${issue.expected}`;
-    case 'invalid_union':
-      return `${shown} is not valid here`;
-    default:
-      return issue.message;
-  }
 }
 
 interface ParsedDocument {
@@ -125,10 +129,20 @@ function parseDocuments(files: readonly SourceFile[], problems: FileProblem[]): 
       const raw: unknown = doc.toJS();
       if (raw === null || raw === undefined) continue; // an empty document (e.g. a trailing ---)
       const kind = (raw as { kind?: unknown }).kind;
-      const name = (raw as { name?: unknown }).name;
-      const object = typeof kind === 'string' && typeof name === 'string' ? objectLabel(kind, name) : null;
+      // A Settings document's name is optional; the engine calls it "settings".
+      const name =
+        (raw as { name?: unknown }).name ?? (kind === 'Settings' ? 'settings' : undefined);
+      const object =
+        typeof kind === 'string' && typeof name === 'string' ? objectLabel(kind, name) : null;
       if (typeof raw !== 'object' || Array.isArray(raw)) {
-        problems.push({ severity: 'error', file: file.path, line: lineOf(loc, []), object: null, path: '', message: 'a document must be a mapping with a "kind"' });
+        problems.push({
+          severity: 'error',
+          file: file.path,
+          line: lineOf(loc, []),
+          object: null,
+          path: '',
+          message: 'a document must be a mapping with a "kind"',
+        });
         continue;
       }
       if (typeof kind !== 'string' || !(DOCUMENT_KINDS as readonly string[]).includes(kind)) {
@@ -138,20 +152,23 @@ function parseDocuments(files: readonly SourceFile[], problems: FileProblem[]): 
           line: lineOf(loc, ['kind']),
           object: null,
           path: 'kind',
-          message: `${JSON.stringify(kind ?? null)} is not one of ${DOCUMENT_KINDS.join(', ')}`,
+          message:
+            kind === undefined
+              ? `is required (one of ${DOCUMENT_KINDS.join(', ')})`
+              : `${JSON.stringify(kind)} is not one of ${DOCUMENT_KINDS.join(', ')}`,
         });
         continue;
       }
       const result = policyDocument.safeParse(raw, { reportInput: true });
       if (!result.success) {
-        for (const issue of result.error.issues) {
+        for (const issue of plainIssues(result.error.issues)) {
           problems.push({
             severity: 'error',
             file: file.path,
-            line: lineOf(loc, issue.path),
+            line: lineOf(loc, issue.at ?? issue.path),
             object,
             path: formatPath(issue.path),
-            message: zodMessage(issue),
+            message: issue.message,
           });
         }
         continue;
@@ -177,7 +194,14 @@ function toPolicy(docs: readonly ParsedDocument[], problems: FileProblem[]): Pol
     const v = d.value;
     switch (v.kind) {
       case 'Workload':
-        policy.workloads.push({ name: v.name, addresses: v.addresses, labels: v.labels, mode: v.mode, managed: v.managed, users: v.users });
+        policy.workloads.push({
+          name: v.name,
+          addresses: v.addresses,
+          labels: v.labels,
+          mode: v.mode,
+          managed: v.managed,
+          users: v.users,
+        });
         break;
       case 'LabelGroup':
         policy.labelGroups.push({ name: v.name, key: v.key, values: v.values, groups: v.groups });
@@ -218,19 +242,50 @@ function toPolicy(docs: readonly ParsedDocument[], problems: FileProblem[]): Pol
   return policy;
 }
 
-function locate(issue: PolicyIssue, docs: readonly ParsedDocument[]): FileProblem {
-  const home = docs.find((d) => d.value.kind === issue.kind && d.value.name === issue.name) ??
-    docs.find((d) => d.value.kind === issue.kind);
-  if (!home) {
-    return { severity: issue.severity, file: '(policy)', line: null, object: objectLabel(issue.kind, issue.name), path: issue.path, message: issue.message };
+/**
+ * Finds the document an engine issue is about. A name defined twice is reported once per
+ * extra definition, in order; each such report points at its own (second, third...) definition,
+ * so a person sees where the duplicate is rather than the original.
+ */
+function locator(docs: readonly ParsedDocument[]): (issue: PolicyIssue) => FileProblem {
+  const duplicatesSeen = new Map<string, number>();
+  // Indexed once: an estate may hold many documents and report many issues.
+  const byName = new Map<string, ParsedDocument[]>();
+  const firstOfKind = new Map<string, ParsedDocument>();
+  for (const d of docs) {
+    const key = `${d.value.kind}/${d.value.name}`;
+    const list = byName.get(key);
+    if (list) list.push(d);
+    else byName.set(key, [d]);
+    if (!firstOfKind.has(d.value.kind)) firstOfKind.set(d.value.kind, d);
   }
-  return {
-    severity: issue.severity,
-    file: home.loc.file,
-    line: lineOf(home.loc, parsePath(issue.path)),
-    object: objectLabel(issue.kind, issue.name),
-    path: issue.path,
-    message: issue.message,
+  return (issue) => {
+    const same = byName.get(`${issue.kind}/${issue.name}`) ?? [];
+    let home = same[0] ?? firstOfKind.get(issue.kind);
+    if (issue.path === '' && issue.message === DUPLICATE_MESSAGE && same.length > 1) {
+      const key = `${issue.kind}/${issue.name}`;
+      const n = (duplicatesSeen.get(key) ?? 0) + 1;
+      duplicatesSeen.set(key, n);
+      home = same[Math.min(n, same.length - 1)];
+    }
+    if (!home) {
+      return {
+        severity: issue.severity,
+        file: '(policy)',
+        line: null,
+        object: objectLabel(issue.kind, issue.name),
+        path: issue.path,
+        message: issue.message,
+      };
+    }
+    return {
+      severity: issue.severity,
+      file: home.loc.file,
+      line: lineOf(home.loc, parsePath(issue.path)),
+      object: objectLabel(issue.kind, issue.name),
+      path: issue.path,
+      message: issue.message,
+    };
   };
 }
 
@@ -252,11 +307,11 @@ export function parsePolicyFiles(files: readonly SourceFile[]): LoadedPolicy {
   try {
     resolved = resolvePolicy(policy);
   } catch (e) {
-    if (e instanceof PolicyError) throw new PolicyFilesError(e.issues.map((i) => locate(i, docs)));
+    if (e instanceof PolicyError) throw new PolicyFilesError(e.issues.map(locator(docs)));
     throw e;
   }
   const origins = new Map(docs.map((d) => [`${d.value.kind}/${d.value.name}`, d.loc.file]));
-  return { policy, resolved, warnings: resolved.warnings.map((w) => locate(w, docs)), origins };
+  return { policy, resolved, warnings: resolved.warnings.map(locator(docs)), origins };
 }
 
 export { formatIssue };

@@ -32,46 +32,100 @@ function bytesToBigint(bytes: readonly number[]): bigint {
   return n;
 }
 
-function parseAddress(text: string): { family: IpFamily; value: bigint } {
-  if (!ipaddr.isValid(text)) throw new AddressError(text, 'is not an IP address');
-  const addr = ipaddr.parse(text);
-  if (addr.kind() === 'ipv6') {
-    const v6 = addr as ipaddr.IPv6;
-    // An IPv4-mapped IPv6 address is the IPv4 host it names; the kernel sees it as such.
-    if (v6.isIPv4MappedAddress()) {
-      return { family: 4, value: bytesToBigint(v6.toIPv4Address().toByteArray()) };
+interface ParsedAddress {
+  readonly family: IpFamily;
+  readonly value: bigint;
+  /** Written as an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`), so its prefixes count 128 bits. */
+  readonly mapped: boolean;
+}
+
+function parseAddress(text: string): ParsedAddress {
+  // A zone index (`fe80::1%eth0`) names an interface, which no firewall set can hold.
+  if (text.includes('%'))
+    throw new AddressError(text, 'has a zone index (%...), which a firewall address cannot hold');
+  if (ipaddr.IPv4.isValid(text)) {
+    // ipaddr.js also takes the inet_aton forms ("10", "10.1", "0x0a.0.0.1", octal "010.0.0.1"),
+    // which silently name another address than most readers expect: accept a.b.c.d only.
+    if (!ipaddr.IPv4.isValidFourPartDecimal(text)) {
+      throw new AddressError(
+        text,
+        'is not an IP address (write IPv4 as four decimal numbers a.b.c.d, without leading zeros)',
+      );
     }
-    return { family: 6, value: bytesToBigint(v6.toByteArray()) };
+    return {
+      family: 4,
+      value: bytesToBigint(ipaddr.IPv4.parse(text).toByteArray()),
+      mapped: false,
+    };
   }
-  return { family: 4, value: bytesToBigint(addr.toByteArray()) };
+  if (!ipaddr.IPv6.isValid(text)) throw new AddressError(text, 'is not an IP address');
+  // ipaddr.js reads `::1.2.3.4` (the deprecated IPv4-compatible form, an IPv6 address to the
+  // kernel) as `::ffff:1.2.3.4`; spell a trailing dotted quad as two hex groups first.
+  const dotted = /^(.*:)(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  let hex = text;
+  if (dotted) {
+    const quad = dotted[2]!;
+    if (!ipaddr.IPv4.isValidFourPartDecimal(quad))
+      throw new AddressError(text, 'is not an IP address');
+    const [a, b, c, d] = ipaddr.IPv4.parse(quad).toByteArray() as [number, number, number, number];
+    hex = `${dotted[1]!}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const v6 = ipaddr.IPv6.parse(hex);
+  // An IPv4-mapped IPv6 address is the IPv4 host it names; the kernel sees it as such.
+  if (v6.isIPv4MappedAddress()) {
+    return { family: 4, value: bytesToBigint(v6.toIPv4Address().toByteArray()), mapped: true };
+  }
+  return { family: 6, value: bytesToBigint(v6.toByteArray()), mapped: false };
 }
 
 /** Parses an address, a CIDR (host bits must be zero) or a range `first-last`. */
 export function parseAddressEntry(entry: string): { family: IpFamily; interval: Interval } {
   const text = entry.trim();
-  const dash = text.indexOf('-');
-  if (dash > 0) {
-    const first = parseAddress(text.slice(0, dash).trim());
-    const last = parseAddress(text.slice(dash + 1).trim());
-    if (first.family !== last.family) throw new AddressError(entry, 'mixes IPv4 and IPv6');
-    if (first.value > last.value) throw new AddressError(entry, 'is a range whose first address is after its last');
-    return { family: first.family, interval: { start: first.value, end: last.value } };
-  }
+  // A CIDR never holds a dash and a range never holds a slash; look for the slash first so
+  // that "10.0.0.0/-1" is reported as a bad prefix rather than as a bad range.
   const slash = text.indexOf('/');
   if (slash > 0) {
-    const base = parseAddress(text.slice(0, slash));
-    const prefixText = text.slice(slash + 1);
-    const prefix = Number(prefixText);
-    const bits = BITS[base.family];
-    if (!/^\d+$/.test(prefixText) || prefix > bits) {
-      throw new AddressError(entry, `has an invalid prefix length (0-${bits})`);
+    const base = parseAddress(text.slice(0, slash).trim());
+    const prefixText = text.slice(slash + 1).trim();
+    // `::ffff:10.0.0.0/120` is written in IPv6 prefix bits: /120 of the mapped block is 10.0.0.0/24.
+    const writtenBits = base.mapped ? 128 : BITS[base.family];
+    const written = Number(prefixText);
+    if (!/^\d+$/.test(prefixText) || written > writtenBits) {
+      throw new AddressError(entry, `has an invalid prefix length (0-${writtenBits})`);
     }
-    const hostBits = BigInt(bits - prefix);
+    if (base.mapped && written < 96) {
+      throw new AddressError(
+        entry,
+        'is an IPv4-mapped prefix shorter than /96, which would mix IPv4 and IPv6',
+      );
+    }
+    const prefix = base.mapped ? written - 96 : written;
+    const hostBits = BigInt(BITS[base.family] - prefix);
     const size = 1n << hostBits;
     if (base.value % size !== 0n) {
       throw new AddressError(entry, 'has host bits set (write the network address)');
     }
     return { family: base.family, interval: { start: base.value, end: base.value + size - 1n } };
+  }
+  const dash = text.indexOf('-');
+  if (dash > 0) {
+    let first: ParsedAddress;
+    let last: ParsedAddress;
+    try {
+      first = parseAddress(text.slice(0, dash).trim());
+    } catch {
+      // Not `address-...` at all (e.g. a host name with a dash): no range was meant.
+      throw new AddressError(entry, 'is not an IP address, CIDR or range');
+    }
+    try {
+      last = parseAddress(text.slice(dash + 1).trim());
+    } catch (e) {
+      throw new AddressError(entry, `is not a range of IP addresses (${(e as Error).message})`);
+    }
+    if (first.family !== last.family) throw new AddressError(entry, 'mixes IPv4 and IPv6');
+    if (first.value > last.value)
+      throw new AddressError(entry, 'is a range whose first address is after its last');
+    return { family: first.family, interval: { start: first.value, end: last.value } };
   }
   const single = parseAddress(text);
   return { family: single.family, interval: { start: single.value, end: single.value } };
@@ -97,7 +151,8 @@ export function addressFamily(text: string): IpFamily {
 }
 
 export function addressValue(text: string): { family: IpFamily; value: bigint } {
-  return parseAddress(text);
+  const { family, value } = parseAddress(text);
+  return { family, value };
 }
 
 export function formatAddress(family: IpFamily, value: bigint): string {
@@ -114,7 +169,17 @@ export function formatAddress(family: IpFamily, value: bigint): string {
 /** Sorts and merges overlapping intervals. Adjacent ones stay apart (see AddressSet). */
 function normalize(intervals: Interval[]): Interval[] {
   if (intervals.length < 2) return intervals.slice();
-  const sorted = intervals.slice().sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  // Callers often pass intervals already in order (one workload after another): skip the sort.
+  let ordered = true;
+  for (let i = 1; i < intervals.length; i++) {
+    if (intervals[i]!.start < intervals[i - 1]!.start) {
+      ordered = false;
+      break;
+    }
+  }
+  const sorted = ordered
+    ? intervals
+    : intervals.slice().sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
   const out: Interval[] = [];
   let cur = sorted[0]!;
   for (let i = 1; i < sorted.length; i++) {

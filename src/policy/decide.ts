@@ -7,8 +7,14 @@
  * any probe must equal this function's: the lab and the differential tests check it.
  */
 import { addressValue, type AddressSet, type IpFamily } from './addresses.js';
+import { essentialIcmpv6 } from './essential.js';
 import type { EnforcementMode, ServicePort, Workload } from './model.js';
-import { clauseMatches, type ResolvedActors, type ResolvedPolicy, type ResolvedRule } from './resolve.js';
+import {
+  clauseMatches,
+  type ResolvedActors,
+  type ResolvedPolicy,
+  type ResolvedRule,
+} from './resolve.js';
 
 export type FlowProtocol = 'tcp' | 'udp' | 'icmp' | 'icmpv6';
 
@@ -39,6 +45,8 @@ export type DecidedBy =
   | { readonly kind: 'default'; readonly action: 'deny' | 'allow' }
   | { readonly kind: 'always-allowed'; readonly name: string }
   | { readonly kind: 'loopback' }
+  /** IPv6 neighbour and multicast-listener discovery, without which IPv6 stops working. */
+  | { readonly kind: 'essential'; readonly name: string }
   /** Neither side enforces anything (both idle or unmanaged). */
   | { readonly kind: 'not-enforced' };
 
@@ -62,17 +70,23 @@ export interface FlowDecision {
   readonly outbound: SideJudgement | null;
 }
 
-export function serviceMatches(port: ServicePort, flow: Flow): boolean {
+/**
+ * Whether a service entry covers a flow. A process binding names the process serving the
+ * port, which only the destination can see: its inbound side checks it, while the source's
+ * outbound side judges by protocol and port alone (as its firewall can).
+ */
+export function serviceMatches(port: ServicePort, flow: Flow, side: Side = 'inbound'): boolean {
   if (port.proto !== flow.proto) return false;
   if ('ports' in port) {
-    if (flow.port === undefined || flow.port < port.ports.from || flow.port > port.ports.to) return false;
-    return port.process === undefined || port.process === flow.process;
+    if (flow.port === undefined || flow.port < port.ports.from || flow.port > port.ports.to)
+      return false;
+    return port.process === undefined || side === 'outbound' || port.process === flow.process;
   }
   return port.icmpType === undefined || port.icmpType === flow.icmpType;
 }
 
-function servicesMatch(services: ResolvedRule['services'], flow: Flow): boolean {
-  return services === 'all' || services.some((s) => serviceMatches(s, flow));
+function servicesMatch(services: ResolvedRule['services'], flow: Flow, side: Side): boolean {
+  return services === 'all' || services.some((s) => serviceMatches(s, flow, side));
 }
 
 function hasAddress(set: AddressSet, parsed: { family: IpFamily; value: bigint }): boolean {
@@ -84,8 +98,15 @@ interface ParsedEndpoint {
   readonly addr: { family: IpFamily; value: bigint };
 }
 
-function clausesSelect(actors: ResolvedActors, workload: Workload | undefined, policy: ResolvedPolicy): boolean {
-  return workload !== undefined && actors.clauses.some((c) => clauseMatches(c, workload, policy.userGroupMembers));
+function clausesSelect(
+  actors: ResolvedActors,
+  workload: Workload | undefined,
+  policy: ResolvedPolicy,
+): boolean {
+  return (
+    workload !== undefined &&
+    actors.clauses.some((c) => clauseMatches(c, workload, policy.userGroupMembers))
+  );
 }
 
 /** A peer matches a side by workload clause or by IP list address. */
@@ -100,10 +121,16 @@ function peerMatches(actors: ResolvedActors, ep: ParsedEndpoint, policy: Resolve
  * does not open the inbound side of a workload that happens to sit inside the range.
  */
 export function matchingRules(policy: ResolvedPolicy, flow: Flow, side: Side): ResolvedRule[] {
-  const src: ParsedEndpoint = { workload: flow.source.workload, addr: addressValue(flow.source.address) };
-  const dst: ParsedEndpoint = { workload: flow.destination.workload, addr: addressValue(flow.destination.address) };
+  const src: ParsedEndpoint = {
+    workload: flow.source.workload,
+    addr: addressValue(flow.source.address),
+  };
+  const dst: ParsedEndpoint = {
+    workload: flow.destination.workload,
+    addr: addressValue(flow.destination.address),
+  };
   return policy.rules.filter((r) => {
-    if (!servicesMatch(r.services, flow)) return false;
+    if (!servicesMatch(r.services, flow, side)) return false;
     return side === 'inbound'
       ? clausesSelect(r.destinations, dst.workload, policy) && peerMatches(r.sources, src, policy)
       : clausesSelect(r.sources, src.workload, policy) && peerMatches(r.destinations, dst, policy);
@@ -116,12 +143,18 @@ function alwaysAllowedFor(policy: ResolvedPolicy, flow: Flow, side: Side): Decid
   for (const a of policy.alwaysAllowed) {
     if (a.direction !== 'both' && a.direction !== side) continue;
     if (!hasAddress(a.addresses, addr)) continue;
-    if (a.ports.length === 0 || a.ports.some((p) => serviceMatches(p, flow))) return { kind: 'always-allowed', name: a.name };
+    if (a.ports.length === 0 || a.ports.some((p) => serviceMatches(p, flow, side)))
+      return { kind: 'always-allowed', name: a.name };
   }
   return null;
 }
 
-function judge(policy: ResolvedPolicy, flow: Flow, side: Side, workload: Workload | undefined): SideJudgement | null {
+function judge(
+  policy: ResolvedPolicy,
+  flow: Flow,
+  side: Side,
+  workload: Workload | undefined,
+): SideJudgement | null {
   if (!workload || !workload.managed || workload.mode === 'idle') return null;
   const mode = workload.mode;
   const base = { side, workload: workload.name, mode } as const;
@@ -134,12 +167,14 @@ function judge(policy: ResolvedPolicy, flow: Flow, side: Side, workload: Workloa
   const deny = matched.find((r) => r.action === 'deny');
   const byRule = (r: ResolvedRule): DecidedBy => ({ kind: 'rule', ruleId: r.id, action: r.action });
 
-  // What full mode would do: the reference every other mode reports against.
+  // What full mode would do: the reference every other mode reports against. The decider
+  // follows the precedence override-deny > allow > deny > default, so a flow that a deny rule
+  // matches (and no allow admits) is reported as denied by that rule, not by the default.
   const full: { outcome: 'allow' | 'block'; decidedBy: DecidedBy } = overrideDeny
     ? { outcome: 'block', decidedBy: byRule(overrideDeny) }
     : allow
       ? { outcome: 'allow', decidedBy: byRule(allow) }
-      : { outcome: 'block', decidedBy: { kind: 'default', action: 'deny' } };
+      : { outcome: 'block', decidedBy: deny ? byRule(deny) : { kind: 'default', action: 'deny' } };
 
   switch (mode) {
     case 'full':
@@ -150,8 +185,18 @@ function judge(policy: ResolvedPolicy, flow: Flow, side: Side, workload: Workloa
       if (deny) return { ...base, outcome: 'block', decidedBy: byRule(deny) };
       return { ...base, outcome: 'mark', decidedBy: { kind: 'default', action: 'deny' } };
     case 'visibility':
-      return { ...base, outcome: full.outcome === 'block' ? 'mark' : 'allow', decidedBy: full.decidedBy };
+      return {
+        ...base,
+        outcome: full.outcome === 'block' ? 'mark' : 'allow',
+        decidedBy: full.decidedBy,
+      };
   }
+}
+
+function essentialService(flow: Flow): string | undefined {
+  return flow.proto === 'icmpv6' && flow.icmpType !== undefined
+    ? essentialIcmpv6(flow.icmpType)?.name
+    : undefined;
 }
 
 const SEVERITY = { allow: 0, mark: 1, block: 2 } as const;
@@ -160,9 +205,25 @@ const SEVERITY = { allow: 0, mark: 1, block: 2 } as const;
 export function decide(policy: ResolvedPolicy, flow: Flow): FlowDecision {
   const src = flow.source.workload;
   const dst = flow.destination.workload;
+  const essential = essentialService(flow);
+  if (essential) {
+    return {
+      decision: 'allowed',
+      decidedBy: { kind: 'essential', name: essential },
+      side: null,
+      inbound: null,
+      outbound: null,
+    };
+  }
   // Traffic from a workload to itself never leaves its loopback, which is always accepted.
   if (src && dst && src === dst) {
-    return { decision: 'allowed', decidedBy: { kind: 'loopback' }, side: null, inbound: null, outbound: null };
+    return {
+      decision: 'allowed',
+      decidedBy: { kind: 'loopback' },
+      side: null,
+      inbound: null,
+      outbound: null,
+    };
   }
   const inbound = judge(policy, flow, 'inbound', dst);
   const outbound = judge(policy, flow, 'outbound', src);
@@ -173,10 +234,20 @@ export function decide(policy: ResolvedPolicy, flow: Flow): FlowDecision {
     if (j && (!speaker || SEVERITY[j.outcome] > SEVERITY[speaker.outcome])) speaker = j;
   }
   if (!speaker) {
-    return { decision: 'allowed', decidedBy: { kind: 'not-enforced' }, side: null, inbound, outbound };
+    return {
+      decision: 'allowed',
+      decidedBy: { kind: 'not-enforced' },
+      side: null,
+      inbound,
+      outbound,
+    };
   }
   const decision: Decision =
-    speaker.outcome === 'block' ? 'blocked' : speaker.outcome === 'mark' ? 'potentially-blocked' : 'allowed';
+    speaker.outcome === 'block'
+      ? 'blocked'
+      : speaker.outcome === 'mark'
+        ? 'potentially-blocked'
+        : 'allowed';
   return { decision, decidedBy: speaker.decidedBy, side: speaker.side, inbound, outbound };
 }
 
@@ -207,6 +278,8 @@ export function formatDecidedBy(by: DecidedBy): string {
       return `always-allowed endpoint ${by.name}`;
     case 'loopback':
       return 'loopback';
+    case 'essential':
+      return `essential ${by.name} (always accepted)`;
     case 'not-enforced':
       return 'no side enforces policy (idle or unmanaged)';
   }

@@ -6,13 +6,7 @@
  */
 
 export type PolicyObjectKind =
-  | 'Workload'
-  | 'LabelGroup'
-  | 'IpList'
-  | 'UserGroup'
-  | 'Service'
-  | 'Ruleset'
-  | 'Settings';
+  'Workload' | 'LabelGroup' | 'IpList' | 'UserGroup' | 'Service' | 'Ruleset' | 'Settings';
 
 export interface PolicyIssue {
   readonly severity: 'error' | 'warning';

@@ -5,7 +5,7 @@
  * silently empty set. The result is what both `decide()` and the compiler consume, so the
  * two can never disagree about what a rule means.
  */
-import { AddressSet, addressValue, type IpFamily } from './addresses.js';
+import { AddressSet, addressValue, parseAddressEntry, type IpFamily } from './addresses.js';
 import { PolicyError, type PolicyIssue, type PolicyObjectKind } from './issues.js';
 import type {
   Actors,
@@ -79,6 +79,9 @@ export interface ResolvedPolicy {
 
 type Report = (kind: PolicyObjectKind, name: string, path: string, message: string) => void;
 
+/** The message of a second (third...) definition of a name; loaders locate it by this. */
+export const DUPLICATE_MESSAGE = 'is defined more than once';
+
 function indexUnique<T extends { name: string }>(
   items: readonly T[],
   kind: PolicyObjectKind,
@@ -86,23 +89,23 @@ function indexUnique<T extends { name: string }>(
 ): Map<string, T> {
   const map = new Map<string, T>();
   for (const item of items) {
-    if (map.has(item.name)) error(kind, item.name, '', `is defined more than once`);
+    if (map.has(item.name)) error(kind, item.name, '', DUPLICATE_MESSAGE);
     else map.set(item.name, item);
   }
   return map;
 }
 
-function expandLabelGroups(groups: ReadonlyMap<string, LabelGroup>, error: Report): Map<string, Set<string>> {
+function expandLabelGroups(
+  groups: ReadonlyMap<string, LabelGroup>,
+  error: Report,
+): Map<string, Set<string>> {
   const expanded = new Map<string, Set<string>>();
-  const visiting = new Set<string>();
+  // The groups being expanded, outermost first: a child already on it closes a cycle.
+  const stack: string[] = [];
   const expand = (group: LabelGroup): Set<string> => {
     const done = expanded.get(group.name);
     if (done) return done;
-    if (visiting.has(group.name)) {
-      error('LabelGroup', group.name, 'groups', 'includes itself (a cycle of label groups)');
-      return new Set();
-    }
-    visiting.add(group.name);
+    stack.push(group.name);
     const values = new Set(group.values);
     group.groups.forEach((childName, i) => {
       const child = groups.get(childName);
@@ -115,16 +118,51 @@ function expandLabelGroups(groups: ReadonlyMap<string, LabelGroup>, error: Repor
           `groups[${i}]`,
           `label group "${childName}" is for key "${child.key}", not "${group.key}"`,
         );
+      } else if (stack.includes(childName)) {
+        const cycle = [...stack.slice(stack.indexOf(childName)), childName]
+          .map((n) => `"${n}"`)
+          .join(' -> ');
+        error(
+          'LabelGroup',
+          group.name,
+          `groups[${i}]`,
+          `includes itself: a cycle of label groups ${cycle}`,
+        );
       } else {
         for (const v of expand(child)) values.add(v);
       }
     });
-    visiting.delete(group.name);
+    stack.pop();
     expanded.set(group.name, values);
     return values;
   };
   for (const g of groups.values()) expand(g);
   return expanded;
+}
+
+/** What is wrong with a service port as given (the loader checks these too, for files). */
+function servicePortProblem(port: ServicePort): { path: string; message: string } | null {
+  if ('ports' in port) {
+    const { from, to } = port.ports;
+    for (const [path, n] of [
+      ['ports.from', from],
+      ['ports.to', to],
+    ] as const) {
+      if (!Number.isInteger(n) || n < 1 || n > 65535)
+        return { path, message: `${n} is not a port (1-65535)` };
+    }
+    if (from > to)
+      return {
+        path: 'ports',
+        message: `${from}-${to} is a port range whose first port is after its last`,
+      };
+    return null;
+  }
+  const t = port.icmpType;
+  if (t !== undefined && (!Number.isInteger(t) || t < 0 || t > 255)) {
+    return { path: 'icmpType', message: `${t} is not an ICMP type (0-255)` };
+  }
+  return null;
 }
 
 function sortedEntries<V>(map: ReadonlyMap<string, V>): [string, V][] {
@@ -146,7 +184,10 @@ function makeClause(
 }
 
 /** The clause AND the scope; null when they cannot both hold (a key with no common value). */
-function limitToScope(clause: WorkloadClause, scope: ReadonlyMap<string, ReadonlySet<string>>): WorkloadClause | null {
+function limitToScope(
+  clause: WorkloadClause,
+  scope: ReadonlyMap<string, ReadonlySet<string>>,
+): WorkloadClause | null {
   if (scope.size === 0) return clause;
   const labels = new Map<string, Set<string>>();
   for (const [k, vs] of clause.labels) labels.set(k, new Set(vs));
@@ -203,7 +244,9 @@ export function resolvePolicy(policy: Policy): ResolvedPolicy {
   indexUnique(policy.rulesets, 'Ruleset', error);
 
   const groupValues = expandLabelGroups(labelGroups, error);
-  const userGroupMembers = new Map([...userGroups].map(([n, g]) => [n, new Set(g.members)] as const));
+  const userGroupMembers = new Map(
+    [...userGroups].map(([n, g]) => [n, new Set(g.members)] as const),
+  );
 
   // Address ownership: the kernel sees addresses, so two workloads may not share one.
   const owners: Record<IpFamily, Map<bigint, Workload>> = { 4: new Map(), 6: new Map() };
@@ -218,7 +261,12 @@ export function resolvePolicy(policy: Policy): ResolvedPolicy {
       }
       const other = owners[parsed.family].get(parsed.value);
       if (other && other !== w) {
-        error('Workload', w.name, `addresses[${i}]`, `${a} is also an address of workload "${other.name}"`);
+        error(
+          'Workload',
+          w.name,
+          `addresses[${i}]`,
+          `${a} is also an address of workload "${other.name}"`,
+        );
       } else {
         owners[parsed.family].set(parsed.value, w);
       }
@@ -227,12 +275,29 @@ export function resolvePolicy(policy: Policy): ResolvedPolicy {
 
   const ipListAddresses = new Map<string, AddressSet>();
   for (const list of ipListsByName.values()) {
-    try {
-      ipListAddresses.set(list.name, AddressSet.of(list.include, list.exclude));
-    } catch (e) {
-      error('IpList', list.name, '', (e as Error).message);
-      ipListAddresses.set(list.name, AddressSet.EMPTY);
+    // Each entry on its own first, so that a bad one is named by its place in the list.
+    let valid = true;
+    for (const field of ['include', 'exclude'] as const) {
+      list[field].forEach((entry, i) => {
+        try {
+          parseAddressEntry(entry);
+        } catch (e) {
+          valid = false;
+          error('IpList', list.name, `${field}[${i}]`, (e as Error).message);
+        }
+      });
     }
+    ipListAddresses.set(
+      list.name,
+      valid ? AddressSet.of(list.include, list.exclude) : AddressSet.EMPTY,
+    );
+  }
+
+  for (const svc of services.values()) {
+    svc.ports.forEach((port, i) => {
+      const problem = servicePortProblem(port);
+      if (problem) error('Service', svc.name, `ports[${i}].${problem.path}`, problem.message);
+    });
   }
 
   const selectorLabels = (
@@ -271,15 +336,19 @@ export function resolvePolicy(policy: Policy): ResolvedPolicy {
       raw.push(makeClause(labels, null, null));
     }
     actors.workloads.forEach((w, i) => {
-      if (!workloadByName.has(w)) error('Ruleset', ruleset, `${path}.workloads[${i}]`, `unknown workload "${w}"`);
+      if (!workloadByName.has(w))
+        error('Ruleset', ruleset, `${path}.workloads[${i}]`, `unknown workload "${w}"`);
     });
-    if (actors.workloads.length > 0) raw.push(makeClause(new Map(), new Set(actors.workloads), null));
+    if (actors.workloads.length > 0)
+      raw.push(makeClause(new Map(), new Set(actors.workloads), null));
     actors.userGroups.forEach((g, i) => {
-      if (!userGroups.has(g)) error('Ruleset', ruleset, `${path}.userGroups[${i}]`, `unknown user group "${g}"`);
+      if (!userGroups.has(g))
+        error('Ruleset', ruleset, `${path}.userGroups[${i}]`, `unknown user group "${g}"`);
       else raw.push(makeClause(new Map(), null, g));
     });
     actors.ipLists.forEach((l, i) => {
-      if (!ipListsByName.has(l)) error('Ruleset', ruleset, `${path}.ipLists[${i}]`, `unknown IP list "${l}"`);
+      if (!ipListsByName.has(l))
+        error('Ruleset', ruleset, `${path}.ipLists[${i}]`, `unknown IP list "${l}"`);
     });
 
     const clauses: WorkloadClause[] = [];
@@ -287,13 +356,33 @@ export function resolvePolicy(policy: Policy): ResolvedPolicy {
     for (const c of raw) {
       const limited = scope ? limitToScope(c, scope) : c;
       if (!limited) {
-        warn('Ruleset', ruleset, path, `"${c.key}" lies outside the ruleset's scope and can never match`);
+        warn(
+          'Ruleset',
+          ruleset,
+          path,
+          `"${c.key}" lies outside the ruleset's scope and can never match`,
+        );
         continue;
       }
       if (!seen.has(limited.key)) {
         seen.add(limited.key);
         clauses.push(limited);
       }
+    }
+    // A workload named outright but outside the scope is as dead as a clause that is: say so.
+    if (scope && scope.size > 0) {
+      const scopeOnly = makeClause(new Map(scope as Map<string, Set<string>>), null, null);
+      actors.workloads.forEach((name, i) => {
+        const w = workloadByName.get(name);
+        if (w && !clauseMatches(scopeOnly, w, userGroupMembers)) {
+          warn(
+            'Ruleset',
+            ruleset,
+            `${path}.workloads[${i}]`,
+            `workload "${name}" lies outside the ruleset's scope (${scopeOnly.key}) and can never match`,
+          );
+        }
+      });
     }
     clauses.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     const ipLists = [...new Set(actors.ipLists.filter((l) => ipListsByName.has(l)))].sort();
@@ -312,10 +401,15 @@ export function resolvePolicy(policy: Policy): ResolvedPolicy {
     if (rule.services === 'all') return 'all';
     const ports: ServicePort[] = [];
     rule.services.forEach((ref, i) => {
-      if (ref.kind === 'inline') ports.push(ref.port);
-      else {
+      if (ref.kind === 'inline') {
+        const problem = servicePortProblem(ref.port);
+        if (problem)
+          error('Ruleset', ruleset.name, `${path}.services[${i}].${problem.path}`, problem.message);
+        ports.push(ref.port);
+      } else {
         const svc = services.get(ref.name);
-        if (!svc) error('Ruleset', ruleset.name, `${path}.services[${i}]`, `unknown service "${ref.name}"`);
+        if (!svc)
+          error('Ruleset', ruleset.name, `${path}.services[${i}]`, `unknown service "${ref.name}"`);
         else ports.push(...svc.ports);
       }
     });
@@ -328,10 +422,26 @@ export function resolvePolicy(policy: Policy): ResolvedPolicy {
     const ruleNames = new Set<string>();
     ruleset.rules.forEach((rule, i) => {
       const path = `rules[${i}]`;
-      if (ruleNames.has(rule.name)) error('Ruleset', ruleset.name, `${path}.name`, `rule "${rule.name}" is defined more than once`);
+      if (ruleNames.has(rule.name))
+        error(
+          'Ruleset',
+          ruleset.name,
+          `${path}.name`,
+          `rule "${rule.name}" is defined more than once`,
+        );
       ruleNames.add(rule.name);
-      const sources = resolveActors(rule.sources, rule.extraScope ? null : scope, ruleset.name, `${path}.sources`);
-      const destinations = resolveActors(rule.destinations, scope, ruleset.name, `${path}.destinations`);
+      const sources = resolveActors(
+        rule.sources,
+        rule.extraScope ? null : scope,
+        ruleset.name,
+        `${path}.sources`,
+      );
+      const destinations = resolveActors(
+        rule.destinations,
+        scope,
+        ruleset.name,
+        `${path}.destinations`,
+      );
       rules.push({
         id: `${ruleset.name}/${rule.name}`,
         ruleset: ruleset.name,
@@ -347,8 +457,23 @@ export function resolvePolicy(policy: Policy): ResolvedPolicy {
 
   const alwaysAllowed: ResolvedAlwaysAllowed[] = [];
   policy.settings.alwaysAllowed.forEach((a, i) => {
+    a.ports.forEach((port, j) => {
+      const problem = servicePortProblem(port);
+      if (problem)
+        error(
+          'Settings',
+          'settings',
+          `alwaysAllowed[${i}].ports[${j}].${problem.path}`,
+          problem.message,
+        );
+    });
     try {
-      alwaysAllowed.push({ name: a.name, addresses: AddressSet.of(a.addresses), ports: a.ports, direction: a.direction });
+      alwaysAllowed.push({
+        name: a.name,
+        addresses: AddressSet.of(a.addresses),
+        ports: a.ports,
+        direction: a.direction,
+      });
     } catch (e) {
       error('Settings', 'settings', `alwaysAllowed[${i}].addresses`, (e as Error).message);
     }
@@ -367,6 +492,90 @@ export function resolvePolicy(policy: Policy): ResolvedPolicy {
     workloadAt(address: string): Workload | undefined {
       const { family, value } = addressValue(address);
       return owners[family].get(value);
+    },
+  };
+}
+
+/**
+ * The resolved policy after some workloads changed (labels, mode, addresses, users), without
+ * resolving the rules again: rules do not depend on workloads' labels, so they are shared.
+ * Each changed workload replaces the workload of the same name; the result equals
+ * `resolvePolicy` of the policy with those workloads replaced (same order). Throws
+ * PolicyError for an unknown name or an address that is invalid or owned by another workload.
+ */
+export function updateWorkloads(
+  resolved: ResolvedPolicy,
+  changed: readonly Workload[],
+): ResolvedPolicy {
+  if (changed.length === 0) return resolved;
+  const issues: PolicyIssue[] = [];
+  const error: Report = (kind, name, path, message) =>
+    issues.push({ severity: 'error', kind, name, path, message });
+  const replacement = new Map<string, Workload>();
+  for (const w of changed) {
+    if (!resolved.workloadByName.has(w.name))
+      error('Workload', w.name, '', 'is not a workload of this policy');
+    else replacement.set(w.name, w);
+  }
+  const workloads = resolved.workloads.slice();
+  if (replacement.size > 0) {
+    for (let i = 0; i < workloads.length; i++) {
+      const w = replacement.get(workloads[i]!.name);
+      if (w) workloads[i] = w;
+    }
+  }
+  const workloadByName = new Map(resolved.workloadByName);
+  for (const w of replacement.values()) workloadByName.set(w.name, w);
+
+  // Address ownership: an overlay of the changed workloads' addresses over the previous owners.
+  const base = resolved;
+  const released: Record<IpFamily, Set<bigint>> = { 4: new Set(), 6: new Set() };
+  const claimed: Record<IpFamily, Map<bigint, Workload>> = { 4: new Map(), 6: new Map() };
+  for (const w of replacement.values()) {
+    const old = resolved.workloadByName.get(w.name)!;
+    for (const a of old.addresses) {
+      const { family, value } = addressValue(a);
+      released[family].add(value);
+    }
+  }
+  for (const w of replacement.values()) {
+    w.addresses.forEach((a, i) => {
+      let parsed: { family: IpFamily; value: bigint };
+      try {
+        parsed = addressValue(a);
+      } catch (e) {
+        error('Workload', w.name, `addresses[${i}]`, (e as Error).message);
+        return;
+      }
+      const claimer = claimed[parsed.family].get(parsed.value);
+      let other = claimer;
+      if (!other && !released[parsed.family].has(parsed.value)) other = base.workloadAt(a);
+      if (other && other !== w && other.name !== w.name) {
+        error(
+          'Workload',
+          w.name,
+          `addresses[${i}]`,
+          `${a} is also an address of workload "${other.name}"`,
+        );
+      } else if (!claimer) {
+        claimed[parsed.family].set(parsed.value, w);
+      }
+    });
+  }
+  if (issues.length > 0) throw new PolicyError(issues);
+
+  return {
+    ...resolved,
+    source: { ...resolved.source, workloads },
+    workloads,
+    workloadByName,
+    workloadAt(address: string): Workload | undefined {
+      const { family, value } = addressValue(address);
+      const mine = claimed[family].get(value);
+      if (mine) return mine;
+      if (released[family].has(value)) return undefined;
+      const owner = base.workloadAt(address);
+      return owner ? (workloadByName.get(owner.name) ?? owner) : undefined;
     },
   };
 }

@@ -1,0 +1,396 @@
+/**
+ * `npm run build && npm run bench`: builds synthetic estates, compiles them, and prints the
+ * figures with the naive baseline measured in the same run.
+ *
+ *   --only compile          the only benchmark so far (accepted for forward compatibility)
+ *   --sizes 1k/5k,10k/50k   workload/rule pairs; a bare `10k` means every rule count for it
+ *   --runs N                timed resolve + compile repetitions per size (default by size)
+ *   --quick                 small sizes, one run each, a short naive budget
+ *   --no-render             skip rendering nft scripts
+ *   --naive-budget-ms N     time given to generating the baseline's rules (then extrapolated)
+ *   --render-budget-ms N    time given to rendering nft scripts (then extrapolated)
+ *   --seed N                estate seed
+ *   --json FILE             where to write the results (default bench/results/compile-<time>.json)
+ *
+ * Each size runs in a child process of its own (with a large heap), so its peak RSS is its own.
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  benchSize,
+  label,
+  parseCount,
+  type BenchOptions,
+  type SizeResult,
+  type SizeSpec,
+} from './compile.js';
+
+const DEFAULT_SIZES: readonly SizeSpec[] = [
+  { workloads: 1_000, rules: 5_000 },
+  { workloads: 10_000, rules: 5_000 },
+  { workloads: 10_000, rules: 50_000 },
+  { workloads: 125_000, rules: 5_000 },
+  { workloads: 125_000, rules: 50_000 },
+];
+const QUICK_SIZES: readonly SizeSpec[] = [
+  { workloads: 1_000, rules: 5_000 },
+  { workloads: 10_000, rules: 5_000 },
+];
+
+interface Args {
+  only: string;
+  sizes: SizeSpec[];
+  runs: number | null;
+  quick: boolean;
+  render: boolean;
+  naiveBudgetMs: number;
+  renderBudgetMs: number;
+  seed: number;
+  json: string | null;
+  child: boolean;
+}
+
+function parseSizes(text: string): SizeSpec[] {
+  const out: SizeSpec[] = [];
+  for (const part of text.split(',').filter(Boolean)) {
+    const [w, r] = part.split('/');
+    const workloads = parseCount(w!);
+    if (r) out.push({ workloads, rules: parseCount(r) });
+    else for (const rules of [5_000, 50_000]) out.push({ workloads, rules });
+  }
+  return out;
+}
+
+function parseArgs(argv: readonly string[]): Args {
+  const args: Args = {
+    only: 'compile',
+    sizes: [...DEFAULT_SIZES],
+    runs: null,
+    quick: false,
+    render: true,
+    naiveBudgetMs: 20_000,
+    renderBudgetMs: 120_000,
+    seed: 20240601,
+    json: null,
+    child: false,
+  };
+  let sizesGiven = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const value = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    switch (a) {
+      case '--only':
+        args.only = value();
+        break;
+      case '--sizes':
+        args.sizes = parseSizes(value());
+        sizesGiven = true;
+        break;
+      case '--runs':
+        args.runs = Number(value());
+        break;
+      case '--quick':
+        args.quick = true;
+        break;
+      case '--no-render':
+        args.render = false;
+        break;
+      case '--naive-budget-ms':
+        args.naiveBudgetMs = Number(value());
+        break;
+      case '--render-budget-ms':
+        args.renderBudgetMs = Number(value());
+        break;
+      case '--seed':
+        args.seed = Number(value());
+        break;
+      case '--json':
+        args.json = value();
+        break;
+      case '--child':
+        args.child = true;
+        break;
+      case '--help':
+      case '-h':
+        console.log(
+          'usage: npm run bench -- [--only compile] [--sizes 1k/5k,10k] [--runs N] [--quick] [--no-render] [--naive-budget-ms N] [--render-budget-ms N] [--seed N] [--json FILE]',
+        );
+        process.exit(0);
+        break;
+      default:
+        throw new Error(`unknown option ${a} (see --help)`);
+    }
+  }
+  if (args.only !== 'compile') throw new Error(`unknown benchmark "${args.only}" (only: compile)`);
+  if (args.quick) {
+    if (!sizesGiven) args.sizes = [...QUICK_SIZES];
+    args.runs ??= 1;
+    args.naiveBudgetMs = Math.min(args.naiveBudgetMs, 3_000);
+    args.renderBudgetMs = Math.min(args.renderBudgetMs, 10_000);
+  }
+  return args;
+}
+
+/** Repetitions sensible for a size: many for small ones, few for the largest. */
+function runsFor(spec: SizeSpec): number {
+  const work = spec.workloads * Math.sqrt(spec.rules);
+  if (work <= 1_000 * 100) return 9;
+  if (work <= 10_000 * 80) return 7;
+  if (work <= 10_000 * 250) return 5;
+  return 3;
+}
+
+function childMain(args: Args): void {
+  const spec = args.sizes[0]!;
+  const options: BenchOptions = {
+    runs: args.runs ?? runsFor(spec),
+    naiveBudgetMs: args.naiveBudgetMs,
+    renderBudgetMs: args.renderBudgetMs,
+    render: args.render,
+    seed: args.seed,
+  };
+  const result = benchSize(spec, options, (line) => process.stderr.write(`  ${line}\n`));
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+function runChild(spec: SizeSpec, args: Args): Promise<SizeResult> {
+  const script = fileURLToPath(import.meta.url);
+  const childArgs = [
+    '--expose-gc',
+    '--max-old-space-size=16384',
+    script,
+    '--child',
+    '--sizes',
+    `${spec.workloads}/${spec.rules}`,
+    '--naive-budget-ms',
+    String(args.naiveBudgetMs),
+    '--render-budget-ms',
+    String(args.renderBudgetMs),
+    '--seed',
+    String(args.seed),
+    ...(args.runs !== null ? ['--runs', String(args.runs)] : []),
+    ...(args.render ? [] : ['--no-render']),
+  ];
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, childArgs, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d: string) => (out += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0)
+        return reject(
+          new Error(`size ${label(spec.workloads)}/${label(spec.rules)} failed (exit ${code})`),
+        );
+      const last = out.trim().split('\n').pop() ?? '';
+      try {
+        resolvePromise(JSON.parse(last) as SizeResult);
+      } catch (e) {
+        reject(e instanceof Error ? e : new Error(String(e)));
+      }
+    });
+  });
+}
+
+const fmtMs = (ms: number): string =>
+  ms >= 10_000
+    ? `${(ms / 1000).toFixed(1)} s`
+    : ms >= 100
+      ? `${ms.toFixed(0)} ms`
+      : `${ms.toFixed(1)} ms`;
+const fmtN = (n: number): string =>
+  n >= 1e9
+    ? `${(n / 1e9).toFixed(2)}G`
+    : n >= 1e6
+      ? `${(n / 1e6).toFixed(2)}M`
+      : n >= 1e4
+        ? `${(n / 1e3).toFixed(1)}k`
+        : String(n);
+const fmtBytes = (b: number): string =>
+  b >= 1024 ** 3
+    ? `${(b / 1024 ** 3).toFixed(2)} GB`
+    : b >= 1024 ** 2
+      ? `${(b / 1024 ** 2).toFixed(1)} MB`
+      : `${(b / 1024).toFixed(1)} kB`;
+
+function table(rows: readonly (readonly string[])[]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return rows
+    .map((r) =>
+      r
+        .map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!)))
+        .join('  '),
+    )
+    .join('\n');
+}
+
+function report(results: readonly SizeResult[]): string {
+  const main: string[][] = [
+    [
+      'size',
+      'runs',
+      'resolve',
+      'compile',
+      'resolve+compile',
+      'peak RSS',
+      'rules',
+      'rules/host',
+      'peer sets',
+      'set elements',
+      'naive rules',
+      'naive time',
+      'naive/rules',
+    ],
+  ];
+  for (const r of results) {
+    main.push([
+      r.size,
+      String(r.compileMs.runs.length),
+      fmtMs(r.resolveMs.median),
+      fmtMs(r.compileMs.median),
+      fmtMs(r.fullCompileMs.median),
+      `${r.peakRssCompileMb.toFixed(0)} MB`,
+      fmtN(r.compiled.rules),
+      String(r.compiled.medianRulesPerWorkload),
+      fmtN(r.compiled.peerSets),
+      fmtN(r.compiled.setElements),
+      fmtN(r.naive.rules),
+      `${fmtMs(r.naive.ms)}${r.naive.extrapolated ? '*' : ''}`,
+      `${r.naive.ratioToCompiledRules.toFixed(0)}x`,
+    ]);
+  }
+  const render: string[][] = [
+    [
+      'size',
+      'scripts',
+      'render all',
+      'total',
+      'median script',
+      'max script',
+      'nft rule lines',
+      'peak RSS (all)',
+    ],
+  ];
+  for (const r of results) {
+    render.push(
+      r.render
+        ? [
+            r.size,
+            fmtN(r.render.scripts),
+            `${fmtMs(r.render.ms)}${r.render.extrapolated ? '*' : ''}`,
+            `${fmtBytes(r.render.totalBytes)}${r.render.extrapolated ? '*' : ''}`,
+            fmtBytes(r.render.medianBytes),
+            fmtBytes(r.render.maxBytes),
+            fmtN(r.render.ruleLines),
+            `${r.peakRssMb.toFixed(0)} MB`,
+          ]
+        : [r.size, '-', '-', '-', '-', '-', '-', `${r.peakRssMb.toFixed(0)} MB`],
+    );
+  }
+  const change: string[][] = [
+    [
+      'size',
+      'incremental',
+      'recompute',
+      'updates',
+      'total',
+      'shared updates',
+      'shared total',
+      'affected hosts',
+      'hosts w/ rule changes',
+      'changed sets',
+      'elements +/-',
+      'rule lines',
+      'element lines',
+      'update bytes',
+      'full recompile (for comparison)',
+    ],
+  ];
+  for (const r of results) {
+    const l = r.labelChange;
+    change.push([
+      r.size,
+      l.incremental ? 'yes' : 'no',
+      fmtMs(l.recompileMs),
+      l.updatesMs === null ? '-' : fmtMs(l.updatesMs),
+      fmtMs(l.totalMs),
+      l.sharedUpdatesMs === null ? '-' : fmtMs(l.sharedUpdatesMs),
+      l.sharedTotalMs === null ? '-' : fmtMs(l.sharedTotalMs),
+      fmtN(l.affectedWorkloads),
+      l.hostsWithRuleChanges === null ? '-' : String(l.hostsWithRuleChanges),
+      String(l.changedPeerSets),
+      l.elementsAdded === null ? '-' : `${fmtN(l.elementsAdded)}/${fmtN(l.elementsDeleted ?? 0)}`,
+      l.ruleLines === null ? '-' : fmtN(l.ruleLines),
+      l.elementLines === null ? '-' : fmtN(l.elementLines),
+      l.updateBytes === null ? '-' : fmtBytes(l.updateBytes),
+      fmtMs(l.fullRecompileMs),
+    ]);
+  }
+  // A footnote only where a row of its table carries the mark.
+  const footnote = (rows: string[][], text: string): string[] =>
+    rows.slice(1).some((row) => row.some((cell) => cell.endsWith('*'))) ? [text] : [];
+  return [
+    'Compile (medians; peak RSS up to the end of compiling; rules = endpoint rules over all hosts, each naming a peer set):',
+    table(main),
+    ...footnote(
+      main,
+      '  * naive time extrapolated from the rules generated within the budget (rules / generated x elapsed)',
+    ),
+    '',
+    "Rendering every enforcing workload's nft script (streamed into a hash, not kept):",
+    table(render),
+    ...footnote(
+      render,
+      '  * the budget ran out: time and bytes extrapolated by set elements + rules still to render; median/max over the rendered ones',
+    ),
+    '',
+    'One label change (role=web -> role=api on one workload): incremental recompute, no full recompile;',
+    'updates = the new nft state of every affected host and its incremental script from the old one (nftState + renderNftUpdate per host);',
+    "shared updates = the same commands, with each changed set's element diff computed once and reused by every host naming it:",
+    table(change),
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  if (args.child) {
+    childMain(args);
+    return;
+  }
+  console.log(
+    `bulkhead bench: ${args.only}; node ${process.version}, ${cpus().length} cpus, ${(totalmem() / 1024 ** 3).toFixed(0)} GB; ` +
+      `sizes ${args.sizes.map((s) => `${label(s.workloads)}/${label(s.rules)}`).join(', ')}`,
+  );
+  const results: SizeResult[] = [];
+  for (const spec of args.sizes) {
+    console.log(`${label(spec.workloads)} workloads / ${label(spec.rules)} rules`);
+    results.push(await runChild(spec, args));
+  }
+  console.log('');
+  console.log(report(results));
+  const here = dirname(fileURLToPath(import.meta.url));
+  const file =
+    args.json ??
+    join(
+      resolve(here, '../../bench/results'),
+      `compile-${new Date().toISOString().replace(/[:.]/g, '-')}.json`,
+    );
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(
+    file,
+    `${JSON.stringify({ date: new Date().toISOString(), node: process.version, cpus: cpus().length, memoryGb: totalmem() / 1024 ** 3, seed: args.seed, results }, null, 2)}\n`,
+  );
+  console.log(`\nresults written to ${file}`);
+}
+
+main().catch((e: unknown) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exit(1);
+});

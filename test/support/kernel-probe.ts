@@ -1,0 +1,498 @@
+/**
+ * A kernel probe lab: real network namespaces with real listeners, a per-host firewall put
+ * in place by the caller, and a prober that measures what the kernel lets through.
+ *
+ * It knows nothing about any firewall backend: a test hands it one "apply this firewall"
+ * callback per host (nft, iptables-restore, ...), then asks for a matrix of probes and gets
+ * back, per probe, whether the connection was allowed or blocked, and the evidence.
+ *
+ * Each host runs ONE long-lived Node helper inside its namespace that both serves every
+ * listener (TCP accepts; UDP echoes, so a delivered datagram is told apart from a dropped
+ * one) and sends the probes that originate there. Probes run concurrently with a short
+ * timeout, so a matrix of a thousand probes takes about a second.
+ *
+ * Safety: every address must lie in 198.18.0.0/15 or 2001:db8::/64, every probe must go
+ * from one lab address to another, and everything lives under a namespace prefix that
+ * teardown removes, even after a crash (the next start clears the prefix first). A lab
+ * holds a lock on its prefix while it lives, so concurrent runs take turns instead of
+ * destroying each other's namespaces.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { AddressSet, addressFamily, canonicalAddress } from '../../src/policy/addresses.js';
+import { createNetwork, destroyByPrefix, type NetnsNetwork } from '../../src/host/netns.js';
+import { hasCommand, run } from '../../src/host/run.js';
+
+export type ProbeProtocol = 'tcp' | 'udp';
+
+export interface LabHostSpec {
+  readonly name: string;
+  /** Plain addresses (no prefix length): the lab puts them all on one link. */
+  readonly addresses: readonly string[];
+}
+
+export interface Listener {
+  readonly port: number;
+  readonly proto: ProbeProtocol;
+}
+
+export interface KernelLabOptions {
+  /** Namespace and link name prefix owned by this lab (at most 6 characters). */
+  readonly prefix: string;
+  readonly hosts: readonly LabHostSpec[];
+  /** What every host listens on, on each of its addresses. */
+  readonly listen: readonly Listener[];
+  /** How long to wait for another lab that holds the same prefix (default 45 s). */
+  readonly lockTimeoutMs?: number;
+}
+
+export interface LabHost {
+  readonly name: string;
+  readonly netns: string;
+  readonly addresses: readonly string[];
+  /** Runs a command inside the host's namespace; resolves to its stdout. */
+  exec(command: readonly string[], input?: string): Promise<string>;
+}
+
+/** Puts one host's firewall in place (or removes it); runs inside no particular namespace. */
+export type ApplyFirewall = (host: LabHost) => Promise<void>;
+
+export interface Probe {
+  /** Source address; it picks the source host. */
+  readonly from: string;
+  /** Destination address; it must belong to a lab host. */
+  readonly to: string;
+  readonly port: number;
+  readonly proto: ProbeProtocol;
+}
+
+export type ProbeVerdict = 'allowed' | 'blocked';
+
+/**
+ * How the verdict was reached. allowed: a TCP handshake completed, a UDP reply came back.
+ * blocked: nothing came back in time (a drop on either side), the source's own firewall
+ * refused to send (EPERM), or a firewall rejected it (refused / unreachable; never a
+ * missing listener, since every probed port has one).
+ */
+export type ProbeEvidence =
+  'connected' | 'replied' | 'timeout' | 'refused-locally' | 'refused' | 'unreachable';
+
+export interface ProbeResult {
+  readonly probe: Probe;
+  readonly verdict: ProbeVerdict;
+  readonly evidence: ProbeEvidence;
+}
+
+export interface ProbeOptions {
+  /** How long a probe waits for a handshake or reply. */
+  readonly timeoutMs?: number;
+  /** Probes in flight per source host (bounded so that first contact with a neighbour
+   * does not overflow the kernel's queue of packets awaiting ARP/NDP resolution). */
+  readonly concurrency?: number;
+}
+
+export interface KernelLab {
+  readonly prefix: string;
+  readonly hosts: readonly LabHost[];
+  host(name: string): LabHost;
+  /** The host that owns an address. */
+  hostOf(address: string): LabHost;
+  /**
+   * Runs `apply` for every host (in parallel), then forgets every tracked connection so no
+   * probe can ride on state left from before the change.
+   */
+  applyFirewalls(apply: ApplyFirewall): Promise<void>;
+  probe(probes: readonly Probe[], options?: ProbeOptions): Promise<ProbeResult[]>;
+  /** Stops every helper and removes every namespace and link; safe to call twice. */
+  destroy(): Promise<void>;
+}
+
+const LAB_RANGES = AddressSet.of(['198.18.0.0/15', '2001:db8::/64']);
+const PREFIX_LENGTH = { 4: 15, 6: 64 } as const;
+
+/**
+ * Why a kernel test cannot run here, or null when it can. `tools` are what the test's
+ * firewall callbacks need on top of the lab's own (`ip`, `flock`), e.g. `nft`.
+ */
+export async function kernelLabUnavailable(tools: readonly string[] = []): Promise<string | null> {
+  if (process.platform !== 'linux') return 'not Linux';
+  if (process.getuid?.() !== 0) return 'not root (network namespaces need root)';
+  for (const tool of ['ip', 'flock', ...tools]) {
+    if (!(await hasCommand(tool))) return `\`${tool}\` is not installed`;
+  }
+  return null;
+}
+
+// --- The helper that runs inside each namespace --------------------------------------------
+
+/**
+ * Plain CommonJS, run with `node -e` inside the namespace. Config (the listeners) comes as
+ * argv; probe batches come as JSON lines on stdin and results go back as JSON lines on
+ * stdout. It exits when stdin closes, so it never outlives the test process.
+ */
+const HELPER_SOURCE = String.raw`
+const net = require('node:net');
+const dgram = require('node:dgram');
+const readline = require('node:readline');
+const config = JSON.parse(process.argv[1]);
+const send = (m) => process.stdout.write(JSON.stringify(m) + '\n');
+const family = (a) => (a.includes(':') ? 6 : 4);
+
+function listenTcp(address, port) {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer((s) => { s.on('error', () => {}); s.end(); });
+    server.once('error', reject);
+    server.listen({ host: address, port, ipv6Only: family(address) === 6 }, resolve);
+  });
+}
+function listenUdp(address, port) {
+  return new Promise((resolve, reject) => {
+    const sock = dgram.createSocket(family(address) === 6 ? 'udp6' : 'udp4');
+    sock.on('message', (msg, rinfo) => sock.send(msg, rinfo.port, rinfo.address));
+    sock.once('error', reject);
+    sock.bind({ address, port }, () => { sock.on('error', () => {}); resolve(); });
+  });
+}
+
+const BLOCKED = { EPERM: 'refused-locally', ECONNREFUSED: 'refused', EHOSTUNREACH: 'unreachable',
+  ENETUNREACH: 'unreachable', EACCES: 'unreachable' };
+
+function probeTcp(p, timeoutMs) {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: p.to, port: p.port, localAddress: p.from });
+    const done = (r) => { clearTimeout(timer); s.destroy(); resolve(r); };
+    const timer = setTimeout(() => done({ evidence: 'timeout' }), timeoutMs);
+    s.on('connect', () => done({ evidence: 'connected' }));
+    s.on('error', (e) => done(BLOCKED[e.code] ? { evidence: BLOCKED[e.code] } : { error: e.code + ' ' + e.message }));
+  });
+}
+function probeUdp(p, timeoutMs) {
+  return new Promise((resolve) => {
+    const s = dgram.createSocket(family(p.to) === 6 ? 'udp6' : 'udp4');
+    let finished = false;
+    const done = (r) => { if (finished) return; finished = true; clearTimeout(timer); s.close(); resolve(r); };
+    const timer = setTimeout(() => done({ evidence: 'timeout' }), timeoutMs);
+    const fail = (e) => done(BLOCKED[e.code] ? { evidence: BLOCKED[e.code] } : { error: e.code + ' ' + e.message });
+    s.on('message', () => done({ evidence: 'replied' }));
+    s.on('error', fail);
+    s.bind({ address: p.from, port: 0 }, () => {
+      s.connect(p.port, p.to, () => s.send('probe', (e) => { if (e) fail(e); }));
+    });
+  });
+}
+
+async function probeAll(probes, timeoutMs, concurrency) {
+  const results = new Array(probes.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < probes.length) {
+      const i = next++;
+      const p = probes[i];
+      results[i] = await (p.proto === 'tcp' ? probeTcp(p, timeoutMs) : probeUdp(p, timeoutMs));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, probes.length) }, worker));
+  return results;
+}
+
+(async () => {
+  try {
+    for (const l of config.listen) await (l.proto === 'tcp' ? listenTcp : listenUdp)(l.address, l.port);
+  } catch (e) {
+    send({ type: 'fatal', message: String(e) });
+    process.exit(1);
+  }
+  send({ type: 'ready' });
+  const lines = readline.createInterface({ input: process.stdin });
+  lines.on('line', async (line) => {
+    const req = JSON.parse(line);
+    send({ type: 'results', id: req.id, results: await probeAll(req.probes, req.timeoutMs, req.concurrency) });
+  });
+  lines.on('close', () => process.exit(0));
+})();
+`;
+
+interface HelperResult {
+  readonly evidence?: ProbeEvidence;
+  readonly error?: string;
+}
+
+type HelperMessage =
+  | { type: 'ready' }
+  | { type: 'fatal'; message: string }
+  | { type: 'results'; id: number; results: HelperResult[] };
+
+/** The parent's handle on one namespace's helper process. */
+class Helper {
+  private nextId = 1;
+  private readonly pending = new Map<
+    number,
+    { resolve: (r: HelperResult[]) => void; reject: (e: Error) => void }
+  >();
+  private readonly ready: Promise<void>;
+  private stderr = '';
+  private exited = false;
+
+  private constructor(
+    readonly host: string,
+    private readonly child: ChildProcessWithoutNullStreams,
+  ) {
+    child.stderr.on('data', (b: Buffer) => (this.stderr += b.toString('utf8')));
+    this.ready = new Promise((resolve, reject) => {
+      const lines = createInterface({ input: child.stdout });
+      lines.on('line', (line) => {
+        const message = JSON.parse(line) as HelperMessage;
+        if (message.type === 'ready') resolve();
+        else if (message.type === 'fatal')
+          reject(new Error(`probe helper on ${host}: ${message.message}`));
+        else this.pending.get(message.id)?.resolve(message.results);
+      });
+      child.on('exit', (code) => {
+        this.exited = true;
+        const why = new Error(`probe helper on ${host} exited (${code}): ${this.stderr.trim()}`);
+        reject(why);
+        for (const waiter of this.pending.values()) waiter.reject(why);
+        this.pending.clear();
+      });
+    });
+  }
+
+  static async start(
+    netns: string,
+    host: string,
+    listen: readonly { address: string; port: number; proto: ProbeProtocol }[],
+  ): Promise<Helper> {
+    const child = spawn(
+      'ip',
+      ['netns', 'exec', netns, process.execPath, '-e', HELPER_SOURCE, JSON.stringify({ listen })],
+      {
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    );
+    const helper = new Helper(host, child);
+    await helper.ready;
+    return helper;
+  }
+
+  probe(probes: readonly Probe[], timeoutMs: number, concurrency: number): Promise<HelperResult[]> {
+    if (this.exited)
+      return Promise.reject(
+        new Error(`probe helper on ${this.host} is not running: ${this.stderr.trim()}`),
+      );
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, {
+        resolve: (results) => {
+          this.pending.delete(id);
+          resolve(results);
+        },
+        reject,
+      });
+      this.child.stdin.write(`${JSON.stringify({ id, probes, timeoutMs, concurrency })}\n`);
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.exited) return;
+    const gone = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    this.child.kill('SIGKILL');
+    await gone;
+  }
+}
+
+// --- The lab ----------------------------------------------------------------------------
+
+function checkInsideLab(address: string, what: string): void {
+  if (!LAB_RANGES.has(address)) {
+    throw new Error(`${what} ${address} is outside the lab ranges 198.18.0.0/15 and 2001:db8::/64`);
+  }
+}
+
+function verdictOf(evidence: ProbeEvidence): ProbeVerdict {
+  return evidence === 'connected' || evidence === 'replied' ? 'allowed' : 'blocked';
+}
+
+/** Groups probes by the host that sends them, remembering each probe's place. */
+function bySourceHost(
+  probes: readonly Probe[],
+  hostOf: (a: string) => LabHost,
+): Map<string, number[]> {
+  const groups = new Map<string, number[]>();
+  probes.forEach((p, i) => {
+    const name = hostOf(p.from).name;
+    let list = groups.get(name);
+    if (!list) groups.set(name, (list = []));
+    list.push(i);
+  });
+  return groups;
+}
+
+/** Which host owns each address (canonical text); every address must lie inside the lab. */
+function addressOwners(hosts: readonly LabHostSpec[]): Map<string, string> {
+  const owner = new Map<string, string>();
+  for (const h of hosts) {
+    for (const a of h.addresses) {
+      checkInsideLab(a, `host ${h.name} address`);
+      const canonical = canonicalAddress(a);
+      const other = owner.get(canonical);
+      if (other) throw new Error(`address ${a} is on both ${other} and ${h.name}`);
+      owner.set(canonical, h.name);
+    }
+  }
+  return owner;
+}
+
+/**
+ * Takes an exclusive lock on a namespace prefix, so that two runs of the same test (a
+ * developer's and the suite's, say) never tear down each other's namespaces. The lock is
+ * held by a `flock` child that waits on our stdin: it is released when we release it, and
+ * also when this process dies, however it dies.
+ */
+async function lockPrefix(prefix: string, timeoutMs: number): Promise<() => Promise<void>> {
+  const path = `/run/lock/bulkhead-lab-${prefix}.lock`;
+  const seconds = String(Math.max(1, Math.ceil(timeoutMs / 1000)));
+  const child = spawn(
+    'flock',
+    ['--exclusive', '--timeout', seconds, path, 'sh', '-c', 'echo locked; exec cat'],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const locked = await new Promise<boolean>((resolve) => {
+    child.stdout.once('data', () => resolve(true));
+    child.once('exit', () => resolve(false));
+    child.once('error', () => resolve(false));
+  });
+  if (!locked)
+    throw new Error(`lab prefix "${prefix}" is still in use after ${seconds}s (lock ${path})`);
+  return async () => {
+    child.stdin.end();
+    await exited;
+  };
+}
+
+/** Builds the namespaces, starts one helper in each, and returns the lab. */
+export async function startKernelLab(options: KernelLabOptions): Promise<KernelLab> {
+  const owner = addressOwners(options.hosts);
+  const unlock = await lockPrefix(options.prefix, options.lockTimeoutMs ?? 45_000);
+  let network: NetnsNetwork;
+  try {
+    network = await createNetwork(
+      options.prefix,
+      options.hosts.map((h) => ({
+        name: h.name,
+        addresses: h.addresses.map((a) => `${a}/${PREFIX_LENGTH[addressFamily(a)]}`),
+      })),
+    );
+  } catch (e) {
+    await unlock();
+    throw e;
+  }
+  const helpers = new Map<string, Helper>();
+  const lab = makeLab(options.prefix, network, owner, helpers, unlock);
+  // Each helper is tracked as soon as it runs, so a failure elsewhere never leaks one.
+  const started = await Promise.allSettled(
+    network.hosts.map(async (h) => {
+      const listen = h.addresses.flatMap((address) =>
+        options.listen.map((l) => ({ address, ...l })),
+      );
+      helpers.set(h.name, await Helper.start(h.netns, h.name, listen));
+    }),
+  );
+  const failure = started.find((r) => r.status === 'rejected');
+  if (failure) {
+    await lab.destroy();
+    throw failure.reason;
+  }
+  return lab;
+}
+
+function makeLab(
+  prefix: string,
+  network: NetnsNetwork,
+  owner: ReadonlyMap<string, string>,
+  helpers: Map<string, Helper>,
+  unlock: () => Promise<void>,
+): KernelLab {
+  const hosts: LabHost[] = network.hosts.map((h) => ({
+    name: h.name,
+    netns: h.netns,
+    addresses: h.addresses,
+    exec: (command, input) => network.exec(h.name, command, input),
+  }));
+  const byName = new Map(hosts.map((h) => [h.name, h]));
+  const host = (name: string): LabHost => {
+    const h = byName.get(name);
+    if (!h) throw new Error(`no host "${name}" in lab ${prefix}`);
+    return h;
+  };
+  const hostOf = (address: string): LabHost => {
+    const name = owner.get(canonicalAddress(address));
+    if (!name) throw new Error(`${address} is not an address of any host in lab ${prefix}`);
+    return host(name);
+  };
+  let conntrack: boolean | null = null;
+  let destroyed = false;
+
+  return {
+    prefix,
+    hosts,
+    host,
+    hostOf,
+
+    async applyFirewalls(apply) {
+      await Promise.all(hosts.map((h) => apply(h)));
+      conntrack ??= await hasCommand('conntrack');
+      if (conntrack) {
+        // conntrack -F exits 1 when the table is already empty on some versions.
+        await Promise.all(
+          hosts.map((h) =>
+            run(['ip', 'netns', 'exec', h.netns, 'conntrack', '-F'], { okCodes: [0, 1] }),
+          ),
+        );
+      }
+    },
+
+    async probe(probes, options = {}) {
+      for (const p of probes) hostOf(p.to);
+      const timeoutMs = options.timeoutMs ?? 400;
+      const concurrency = options.concurrency ?? 48;
+      const results = new Array<ProbeResult>(probes.length);
+      const groups = bySourceHost(probes, hostOf);
+      await Promise.all(
+        [...groups].map(async ([name, indexes]) => {
+          const helper = helpers.get(name);
+          if (!helper) throw new Error(`no probe helper on ${name}`);
+          const measured = await helper.probe(
+            indexes.map((i) => probes[i]!),
+            timeoutMs,
+            concurrency,
+          );
+          measured.forEach((m, k) => {
+            const probe = probes[indexes[k]!]!;
+            if (!m.evidence) {
+              throw new Error(
+                `probe ${probe.proto} ${probe.from} -> ${probe.to}:${probe.port} failed: ${m.error}`,
+              );
+            }
+            results[indexes[k]!] = { probe, verdict: verdictOf(m.evidence), evidence: m.evidence };
+          });
+        }),
+      );
+      return results;
+    },
+
+    async destroy() {
+      if (destroyed) return;
+      destroyed = true;
+      try {
+        await Promise.all([...helpers.values()].map((h) => h.stop()));
+        helpers.clear();
+        await destroyByPrefix(prefix);
+      } finally {
+        await unlock();
+      }
+    },
+  };
+}
