@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { PolicyFilesError } from '../policy-as-code/parse.js';
 import { registerDecide } from './commands/decide.js';
 import { registerPolicy } from './commands/policy.js';
+import { registerServer } from './commands/server.js';
 import { CliError, type CliIo } from './io.js';
 import { VERSION } from './version.js';
 
@@ -16,6 +17,7 @@ export function createProgram(io: CliIo): Command {
     .exitOverride();
   registerDecide(program, io);
   registerPolicy(program, io);
+  registerServer(program, io);
   for (const cmd of program.commands) {
     cmd.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
     for (const sub of cmd.commands)

@@ -179,7 +179,8 @@ function parseDocuments(files: readonly SourceFile[], problems: FileProblem[]): 
   return out;
 }
 
-function toPolicy(docs: readonly ParsedDocument[], problems: FileProblem[]): Policy {
+/** The policy model from validated documents (files, or the API's stored draft). */
+export function policyFromDocuments(values: readonly PolicyDocument[]): Policy {
   const policy = {
     workloads: [] as Policy['workloads'][number][],
     labelGroups: [] as Policy['labelGroups'][number][],
@@ -189,9 +190,7 @@ function toPolicy(docs: readonly ParsedDocument[], problems: FileProblem[]): Pol
     rulesets: [] as Policy['rulesets'][number][],
     settings: { alwaysAllowed: [] } as PolicySettings,
   };
-  let settingsFrom: ParsedDocument | null = null;
-  for (const d of docs) {
-    const v = d.value;
+  for (const v of values) {
     switch (v.kind) {
       case 'Workload':
         policy.workloads.push({
@@ -224,22 +223,26 @@ function toPolicy(docs: readonly ParsedDocument[], problems: FileProblem[]): Pol
         });
         break;
       case 'Settings':
-        if (settingsFrom) {
-          problems.push({
-            severity: 'error',
-            file: d.loc.file,
-            line: lineOf(d.loc, []),
-            object: objectLabel('Settings', v.name),
-            path: '',
-            message: `there may be only one Settings document (another is in ${settingsFrom.loc.file})`,
-          });
-        }
-        settingsFrom = d;
         policy.settings = { alwaysAllowed: v.alwaysAllowed };
         break;
     }
   }
   return policy;
+}
+
+function toPolicy(docs: readonly ParsedDocument[], problems: FileProblem[]): Policy {
+  const settings = docs.filter((d) => d.value.kind === 'Settings');
+  for (const d of settings.slice(1)) {
+    problems.push({
+      severity: 'error',
+      file: d.loc.file,
+      line: lineOf(d.loc, []),
+      object: objectLabel('Settings', d.value.name),
+      path: '',
+      message: `there may be only one Settings document (another is in ${settings[0]!.loc.file})`,
+    });
+  }
+  return policyFromDocuments(docs.map((d) => d.value));
 }
 
 /**

@@ -1,0 +1,173 @@
+/**
+ * The control plane's HTTP application: REST under /api/v1, described at
+ * /api/v1/openapi.json, every input validated by a zod schema, every route authenticated
+ * by its declared permission, every error a JSON body with a stable code.
+ */
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import {
+  jsonSchemaTransform,
+  serializerCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
+import type { ZodType } from 'zod';
+import { plainIssues } from '../policy-as-code/schema.js';
+import type { Store } from '../store/store.js';
+import { AuditFeed } from './audit.js';
+import { authenticate, requirePermission, type Permission, type Principal } from './auth.js';
+import { PolicyHub } from './distribution.js';
+import { ApiError, errors } from './errors.js';
+import { registerRoutes } from './routes/index.js';
+import { VERSION } from '../cli/version.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** What the caller must hold; every route declares one. */
+    permission?: Permission;
+  }
+  interface FastifyRequest {
+    principal: Principal | null;
+  }
+}
+
+export interface ServerContext {
+  readonly store: Store;
+  readonly audit: AuditFeed;
+  /** Announces new compiled-policy revisions to connected agents. */
+  readonly policies: PolicyHub;
+}
+
+export interface BuildOptions {
+  readonly store: Store;
+  /** A pino logger; none (silent) by default, as in tests. */
+  readonly logger?: FastifyBaseLogger;
+  /** Largest accepted request body, in bytes. */
+  readonly bodyLimit?: number;
+  /** TLS certificate and key (PEM); plain HTTP without. */
+  readonly https?: { readonly cert: Buffer; readonly key: Buffer };
+}
+
+export const API_PREFIX = '/api/v1';
+export const DEFAULT_BODY_LIMIT = 8 * 1024 * 1024;
+
+function formatPath(part: string, path: readonly PropertyKey[]): string {
+  let out = part;
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : `.${String(p)}`;
+  return out;
+}
+
+export async function buildServer(options: BuildOptions): Promise<FastifyInstance> {
+  const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const base = {
+    ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
+    bodyLimit,
+    genReqId: () => crypto.randomUUID(),
+  };
+  // The HTTPS server differs only in its raw server type, which no route touches.
+  const server: FastifyInstance = options.https
+    ? (Fastify({ ...base, https: { ...options.https } }))
+    : Fastify(base);
+  const app = server.withTypeProvider<ZodTypeProvider>();
+
+  const ctx: ServerContext = {
+    store: options.store,
+    audit: new AuditFeed(),
+    policies: new PolicyHub(),
+  };
+  app.decorate('bulkhead', ctx);
+  app.decorateRequest('principal', null);
+
+  // Bad input is reported with the same plain messages as policy files, located in the request.
+  app.setValidatorCompiler(({ schema, httpPart }) => (data: unknown) => {
+    const result = (schema as ZodType).safeParse(data, { reportInput: true });
+    if (result.success) return { value: result.data };
+    const part = httpPart === 'querystring' ? 'query' : (httpPart ?? 'body');
+    return {
+      error: errors.validation(
+        plainIssues(result.error.issues).map((i) => ({
+          path: formatPath(part, i.path),
+          message: i.message,
+        })),
+      ),
+    };
+  });
+  app.setSerializerCompiler(serializerCompiler);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Bulkhead control plane',
+        version: VERSION,
+        description: 'Microsegmentation: workloads, labels, policy, agents.',
+      },
+      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' } } },
+      security: [{ apiKey: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+
+  app.addHook('onRoute', (route) => {
+    if (route.url.startsWith(API_PREFIX) && route.config?.permission === undefined) {
+      throw new Error(`route ${String(route.method)} ${route.url} declares no permission`);
+    }
+  });
+
+  app.addHook('onRequest', async (request) => {
+    const permission = request.routeOptions.config?.permission;
+    if (permission === undefined || permission === 'public') return;
+    request.principal = await authenticate(ctx.store, request);
+    requirePermission(request.principal, permission);
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const e = errors.routeNotFound(request.method, request.url.split('?')[0] ?? request.url);
+    void reply.code(e.statusCode).send({ error: { code: e.code, message: e.message } });
+  });
+
+  app.setErrorHandler((error, request, reply) => {
+    let e: ApiError;
+    if (error instanceof ApiError) e = error;
+    else if ((error as { code?: string }).code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+      e = errors.bodyTooLarge(bodyLimit);
+    else if ((error as { code?: string }).code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      e = errors.unsupportedMediaType(String(request.headers['content-type'] ?? ''));
+    } else if (
+      (error as { code?: string }).code === 'FST_ERR_CTP_INVALID_JSON_BODY' ||
+      (error as { code?: string }).code === 'FST_ERR_CTP_EMPTY_JSON_BODY'
+    ) {
+      e = errors.badRequest(`the body is not valid JSON: ${(error as Error).message}`);
+    } else if (
+      typeof (error as { statusCode?: number }).statusCode === 'number' &&
+      (error as { statusCode: number }).statusCode < 500
+    ) {
+      e = errors.badRequest((error as Error).message);
+    } else {
+      request.log.error({ err: error }, 'unhandled error');
+      e = errors.internal(request.id);
+    }
+    void reply
+      .code(e.statusCode)
+      .send({
+        error: {
+          code: e.code,
+          message: e.message,
+          ...(e.details.length ? { details: e.details } : {}),
+        },
+      });
+  });
+
+  await app.register(registerRoutes, { prefix: API_PREFIX, ctx });
+  app.get(
+    `${API_PREFIX}/openapi.json`,
+    { config: { permission: 'public' }, schema: { hide: true } },
+    () => app.swagger(),
+  );
+  return app;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    bulkhead: ServerContext;
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * Who is calling, and what they may do. Every route but health (and agent pairing, whose
+ * activation code is its credential) requires a bearer credential: an API key with a role,
+ * or an agent's own credential. Permissions are declared per route, so the role matrix is
+ * one table here, and a route without a declared permission is refused at start-up.
+ */
+import type { FastifyRequest } from 'fastify';
+import type { Role } from '../store/schema.js';
+import type { Store } from '../store/store.js';
+import { hashSecret } from './credentials.js';
+import { errors } from './errors.js';
+
+export type Permission =
+  /** Read anything a person may see (not secrets). */
+  | 'read'
+  /** Change workloads, labels and enforcement modes. */
+  | 'estate:write'
+  /** Change the draft policy (a policy editor only within its scope). */
+  | 'policy:write'
+  /** Provision and roll back. */
+  | 'policy:provision'
+  /** Pairing profiles, activation codes, agent revocation. */
+  | 'agents:manage'
+  /** API keys. */
+  | 'keys:manage'
+  /** The calling agent's own channel. */
+  | 'agent:self'
+  /** No credential needed. */
+  | 'public';
+
+const ROLE_PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {
+  owner: new Set([
+    'read',
+    'estate:write',
+    'policy:write',
+    'policy:provision',
+    'agents:manage',
+    'keys:manage',
+  ]),
+  admin: new Set([
+    'read',
+    'estate:write',
+    'policy:write',
+    'policy:provision',
+    'agents:manage',
+    'keys:manage',
+  ]),
+  'policy-editor': new Set(['read', 'policy:write']),
+  'read-only': new Set(['read']),
+};
+
+export const PERMISSION_WORDS: Record<Permission, string> = {
+  read: 'read',
+  'estate:write': 'change workloads, labels or enforcement modes',
+  'policy:write': 'change the draft policy',
+  'policy:provision': 'provision or roll back policy',
+  'agents:manage': 'manage pairing profiles, activation codes or agents',
+  'keys:manage': 'manage API keys',
+  'agent:self': 'use the agent channel',
+  public: 'call this',
+};
+
+export type Principal =
+  | {
+      readonly kind: 'user';
+      readonly keyId: string;
+      readonly name: string;
+      readonly role: Role;
+      /** A policy editor's limit: rulesets whose scope lies within these labels. */
+      readonly scope: Readonly<Record<string, readonly string[]>> | null;
+    }
+  | { readonly kind: 'agent'; readonly agentId: string; readonly workload: string };
+
+export function actorOf(p: Principal | null): string {
+  if (!p) return 'anonymous';
+  return p.kind === 'user' ? `key:${p.keyId} (${p.name})` : `agent:${p.agentId} (${p.workload})`;
+}
+
+export function allows(p: Principal, permission: Permission): boolean {
+  if (permission === 'public') return true;
+  if (p.kind === 'agent') return permission === 'agent:self';
+  return ROLE_PERMISSIONS[p.role].has(permission);
+}
+
+function bearer(request: FastifyRequest): string | null {
+  const header = request.headers.authorization;
+  if (!header) return null;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return m ? m[1]! : null;
+}
+
+/** Finds the principal behind a request's credential, or null. */
+export async function authenticate(
+  store: Store,
+  request: FastifyRequest,
+): Promise<Principal | null> {
+  const token = bearer(request);
+  if (!token) return null;
+  const hash = hashSecret(token);
+  const key = await store.db
+    .selectFrom('api_keys')
+    .select(['id', 'name', 'role', 'scope'])
+    .where('hash', '=', hash)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
+  if (key) {
+    return {
+      kind: 'user',
+      keyId: key.id,
+      name: key.name,
+      role: key.role,
+      scope: key.scope ? (JSON.parse(key.scope) as Record<string, string[]>) : null,
+    };
+  }
+  const agent = await store.db
+    .selectFrom('agents')
+    .select(['id', 'workload'])
+    .where('credential_hash', '=', hash)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
+  return agent ? { kind: 'agent', agentId: agent.id, workload: agent.workload } : null;
+}
+
+/** Throws the right error unless the principal holds the permission. */
+export function requirePermission(p: Principal | null, permission: Permission): void {
+  if (permission === 'public') return;
+  if (!p) throw errors.unauthenticated();
+  if (!allows(p, permission)) throw errors.forbidden(PERMISSION_WORDS[permission]);
+}

@@ -1,0 +1,73 @@
+/**
+ * Starting the control plane: open the store, make sure an owner key exists, listen.
+ * Plain HTTP is fine on loopback; anywhere else the server says loudly that it is unencrypted.
+ */
+import { readFile } from 'node:fs/promises';
+import type { FastifyInstance } from 'fastify';
+import pino from 'pino';
+import { openStore, type Store } from '../store/store.js';
+import { buildServer } from './app.js';
+import { ensureOwnerKey } from './bootstrap.js';
+
+export interface ServeOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly databaseUrl?: string;
+  readonly ownerKey?: string;
+  readonly tlsCert?: string;
+  readonly tlsKey?: string;
+  readonly logLevel?: string;
+}
+
+export interface RunningServer {
+  readonly app: FastifyInstance;
+  readonly store: Store;
+  readonly url: string;
+  readonly ownerKey: string | null;
+  close(): Promise<void>;
+}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
+
+export async function serve(options: ServeOptions): Promise<RunningServer> {
+  if ((options.tlsCert === undefined) !== (options.tlsKey === undefined)) {
+    throw new Error('TLS needs both a certificate and a key (--tls-cert and --tls-key)');
+  }
+  const logger = pino({ level: options.logLevel ?? 'info' });
+  const store = await openStore({
+    dataDir: options.dataDir,
+    ...(options.databaseUrl ? { databaseUrl: options.databaseUrl } : {}),
+  });
+  try {
+    const https =
+      options.tlsCert && options.tlsKey
+        ? { cert: await readFile(options.tlsCert), key: await readFile(options.tlsKey) }
+        : undefined;
+    const app = await buildServer({ store, logger, ...(https ? { https } : {}) });
+    const owner = await ensureOwnerKey(app.bulkhead, options.ownerKey);
+    await app.listen({ host: options.host, port: options.port });
+    const address = app.server.address();
+    const port = typeof address === 'object' && address ? address.port : options.port;
+    const scheme = https ? 'https' : 'http';
+    const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+    if (!https && !LOOPBACK.test(options.host)) {
+      logger.warn(
+        `serving plain HTTP on ${options.host}: API keys and agent credentials cross the network unencrypted; give --tls-cert and --tls-key`,
+      );
+    }
+    return {
+      app,
+      store,
+      url: `${scheme}://${host}:${port}`,
+      ownerKey: owner?.printOnce ?? null,
+      async close() {
+        await app.close();
+        await store.close();
+      },
+    };
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+}

@@ -1,0 +1,19 @@
+/**
+ * What differs between the databases, and nothing more: how to connect, how a migration
+ * spells an auto-increment id, and how a unique violation looks. Everything else (queries,
+ * migrations, transactions) is written once against Kysely.
+ */
+import type { Kysely } from 'kysely';
+import type { MigrationContext } from '../migrations/index.js';
+import type { Database } from '../schema.js';
+
+export interface StoreDialect {
+  readonly name: 'sqlite' | 'postgres';
+  /** Where the data lives, for logs (no password). */
+  readonly location: string;
+  readonly migration: MigrationContext;
+  open(): Kysely<Database>;
+  /** Prepares the connection (e.g. creates the schema) and proves it works. */
+  check(db: Kysely<Database>): Promise<void>;
+  isUniqueViolation(error: unknown): Promise<boolean>;
+}

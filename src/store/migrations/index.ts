@@ -1,0 +1,33 @@
+/**
+ * Versioned migrations, in code so that they ship inside the build. Each migration is
+ * written once for both databases; the few spellings that differ come from the context.
+ */
+import type { ColumnDefinitionBuilder, Kysely, Migration, MigrationProvider } from 'kysely';
+import * as initial from './001-initial.js';
+
+export interface MigrationContext {
+  /** The column type of an auto-incrementing id. */
+  readonly autoIdType: 'integer' | 'bigserial';
+  readonly autoIncrement: (c: ColumnDefinitionBuilder) => ColumnDefinitionBuilder;
+}
+
+type MigrationModule = { up(db: Kysely<unknown>, ctx: MigrationContext): Promise<void> };
+
+const MIGRATIONS: Record<string, MigrationModule> = {
+  '001-initial': initial,
+};
+
+export function migrationProvider(ctx: MigrationContext): MigrationProvider {
+  return {
+    getMigrations(): Promise<Record<string, Migration>> {
+      return Promise.resolve(
+        Object.fromEntries(
+          Object.entries(MIGRATIONS).map(([name, m]) => [
+            name,
+            { up: (db: Kysely<unknown>) => m.up(db, ctx) },
+          ]),
+        ),
+      );
+    },
+  };
+}

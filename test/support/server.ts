@@ -1,0 +1,110 @@
+/**
+ * API tests run against both stores: the embedded SQLite (a fresh file per test) and
+ * PostgreSQL (a schema of its own per test, dropped after). PostgreSQL tests say clearly
+ * why they are skipped when no server answers at DATABASE_URL_TEST (default 127.0.0.1:5432/test).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
+import pg from 'pg';
+import { buildServer } from '../../src/server/app.js';
+import { ensureOwnerKey } from '../../src/server/bootstrap.js';
+import { dropPostgresSchema } from '../../src/store/dialect/postgres.js';
+import { openStore, type Store } from '../../src/store/store.js';
+
+export const POSTGRES_URL =
+  process.env.DATABASE_URL_TEST ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const OWNER_KEY = 'owner-key-for-tests-0123456789';
+
+async function postgresReachable(): Promise<string | null> {
+  const client = new pg.Client({ connectionString: POSTGRES_URL, connectionTimeoutMillis: 2000 });
+  try {
+    await client.connect();
+    await client.query('select 1');
+    return null;
+  } catch (e) {
+    return `PostgreSQL not reachable at ${POSTGRES_URL.replace(/\/\/[^@/]*@/, '//***@')}: ${(e as Error).message}`;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** Why PostgreSQL tests are skipped, or null when they run. Computed once per test file. */
+export const postgresSkipReason: string | null = await postgresReachable();
+if (postgresSkipReason) console.warn(`SKIPPED PostgreSQL tests: ${postgresSkipReason}`);
+
+export type StoreKind = 'sqlite' | 'postgres';
+export const STORE_KINDS: readonly StoreKind[] = ['sqlite', 'postgres'];
+
+export interface TestStore {
+  readonly store: Store;
+  /** Opens the same data again (a restart). */
+  reopen(): Promise<Store>;
+  cleanup(): Promise<void>;
+}
+
+let counter = 0;
+
+export async function testStore(kind: StoreKind): Promise<TestStore> {
+  if (kind === 'sqlite') {
+    const dir = await mkdtemp(join(tmpdir(), 'bulkhead-store-'));
+    const store = await openStore({ dataDir: dir });
+    return {
+      store,
+      reopen: () => openStore({ dataDir: dir }),
+      cleanup: async () => {
+        await store.close().catch(() => undefined);
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  }
+  const schema = `bh_test_${process.pid}_${Date.now().toString(36)}_${counter++}`;
+  const store = await openStore({ databaseUrl: POSTGRES_URL, schema });
+  return {
+    store,
+    reopen: () => openStore({ databaseUrl: POSTGRES_URL, schema }),
+    cleanup: async () => {
+      await store.close().catch(() => undefined);
+      await dropPostgresSchema(POSTGRES_URL, schema);
+    },
+  };
+}
+
+export interface TestServer {
+  readonly app: FastifyInstance;
+  readonly store: Store;
+  readonly kind: StoreKind;
+  /** Calls the API in-process as the owner (or with `token`, or none when null). */
+  call(options: InjectOptions & { token?: string | null }): Promise<LightMyRequestResponse>;
+  /** Closes the app and builds a new one over the same data (a restart). */
+  restart(): Promise<TestServer>;
+  close(): Promise<void>;
+}
+
+export async function testServer(kind: StoreKind, existing?: TestStore): Promise<TestServer> {
+  const ts = existing ?? (await testStore(kind));
+  const store = existing ? await existing.reopen() : ts.store;
+  const app = await buildServer({ store });
+  await ensureOwnerKey(app.bulkhead, OWNER_KEY);
+  const server: TestServer = {
+    app,
+    store,
+    kind,
+    call: ({ token, ...options }) => {
+      const auth = token === null ? {} : { authorization: `Bearer ${token ?? OWNER_KEY}` };
+      return app.inject({ ...options, headers: { ...auth, ...(options.headers ?? {}) } });
+    },
+    async restart() {
+      await app.close();
+      await store.close();
+      return testServer(kind, ts);
+    },
+    async close() {
+      await app.close();
+      if (existing) await store.close().catch(() => undefined);
+      await ts.cleanup();
+    },
+  };
+  return server;
+}
