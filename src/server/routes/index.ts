@@ -1,14 +1,21 @@
 /** Every resource's routes, registered under /api/v1. */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ServerContext } from '../app.js';
+import { agentRoutes } from './agents.js';
+import { auditRoutes } from './audit.js';
 import { healthRoutes } from './health.js';
 import { keyRoutes } from './keys.js';
+import { labelRoutes } from './labels.js';
+import { policyRoutes } from './policy.js';
+import { versionRoutes } from './versions.js';
+import { workloadRoutes } from './workloads.js';
 
 export interface RouteOptions {
   readonly ctx: ServerContext;
 }
 
 export const registerRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ctx }) => {
-  await app.register(healthRoutes, { ctx });
-  await app.register(keyRoutes, { ctx });
+  for (const routes of [healthRoutes, keyRoutes, workloadRoutes, policyRoutes, versionRoutes, agentRoutes, auditRoutes, labelRoutes]) {
+    await app.register(routes, { ctx });
+  }
 };
