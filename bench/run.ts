@@ -2,7 +2,9 @@
  * `npm run build && npm run bench`: builds synthetic estates, compiles them, and prints the
  * figures with the naive baseline measured in the same run.
  *
- *   --only compile          the only benchmark so far (accepted for forward compatibility)
+ *   --only compile|api      one benchmark (default: both, compile first)
+ *   --agents 1k,10k         api: simulated agents (default 1k,10k)
+ *   --seconds N             api: how long to drive each store (default 10)
  *   --sizes 1k/5k,10k/50k   workload/rule pairs; a bare `10k` means every rule count for it
  *   --runs N                timed resolve + compile repetitions per size (default by size)
  *   --quick                 small sizes, one run each, a short naive budget
@@ -19,6 +21,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { apiReport, runApiBench } from './api.js';
 import {
   benchSize,
   label,
@@ -41,7 +44,9 @@ const QUICK_SIZES: readonly SizeSpec[] = [
 ];
 
 interface Args {
-  only: string;
+  only: 'compile' | 'api' | 'all';
+  agents: number[];
+  seconds: number;
   sizes: SizeSpec[];
   runs: number | null;
   quick: boolean;
@@ -66,7 +71,9 @@ function parseSizes(text: string): SizeSpec[] {
 
 function parseArgs(argv: readonly string[]): Args {
   const args: Args = {
-    only: 'compile',
+    only: 'all',
+    agents: [1_000, 10_000],
+    seconds: 10,
     sizes: [...DEFAULT_SIZES],
     runs: null,
     quick: false,
@@ -86,8 +93,18 @@ function parseArgs(argv: readonly string[]): Args {
       return v;
     };
     switch (a) {
-      case '--only':
-        args.only = value();
+      case '--only': {
+        const only = value();
+        if (only !== 'compile' && only !== 'api')
+          throw new Error(`unknown benchmark "${only}" (compile, api)`);
+        args.only = only;
+        break;
+      }
+      case '--agents':
+        args.agents = value().split(',').filter(Boolean).map(parseCount);
+        break;
+      case '--seconds':
+        args.seconds = Number(value());
         break;
       case '--sizes':
         args.sizes = parseSizes(value());
@@ -120,7 +137,7 @@ function parseArgs(argv: readonly string[]): Args {
       case '--help':
       case '-h':
         console.log(
-          'usage: npm run bench -- [--only compile] [--sizes 1k/5k,10k] [--runs N] [--quick] [--no-render] [--naive-budget-ms N] [--render-budget-ms N] [--seed N] [--json FILE]',
+          'usage: npm run bench -- [--only compile|api] [--agents 1k,10k] [--seconds N] [--sizes 1k/5k,10k] [--runs N] [--quick] [--no-render] [--naive-budget-ms N] [--render-budget-ms N] [--seed N] [--json FILE]',
         );
         process.exit(0);
         break;
@@ -128,12 +145,13 @@ function parseArgs(argv: readonly string[]): Args {
         throw new Error(`unknown option ${a} (see --help)`);
     }
   }
-  if (args.only !== 'compile') throw new Error(`unknown benchmark "${args.only}" (only: compile)`);
   if (args.quick) {
     if (!sizesGiven) args.sizes = [...QUICK_SIZES];
     args.runs ??= 1;
     args.naiveBudgetMs = Math.min(args.naiveBudgetMs, 3_000);
     args.renderBudgetMs = Math.min(args.renderBudgetMs, 10_000);
+    args.agents = [1_000];
+    args.seconds = Math.min(args.seconds, 4);
   }
   return args;
 }
@@ -365,29 +383,48 @@ async function main(): Promise<void> {
     return;
   }
   console.log(
-    `bulkhead bench: ${args.only}; node ${process.version}, ${cpus().length} cpus, ${(totalmem() / 1024 ** 3).toFixed(0)} GB; ` +
-      `sizes ${args.sizes.map((s) => `${label(s.workloads)}/${label(s.rules)}`).join(', ')}`,
+    `bulkhead bench: ${args.only}; node ${process.version}, ${cpus().length} cpus, ${(totalmem() / 1024 ** 3).toFixed(0)} GB`,
   );
-  const results: SizeResult[] = [];
-  for (const spec of args.sizes) {
-    console.log(`${label(spec.workloads)} workloads / ${label(spec.rules)} rules`);
-    results.push(await runChild(spec, args));
-  }
-  console.log('');
-  console.log(report(results));
   const here = dirname(fileURLToPath(import.meta.url));
-  const file =
-    args.json ??
-    join(
-      resolve(here, '../../bench/results'),
-      `compile-${new Date().toISOString().replace(/[:.]/g, '-')}.json`,
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const write = (name: string, body: unknown): void => {
+    const file = args.json ?? join(resolve(here, '../../bench/results'), `${name}-${stamp}.json`);
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(
+      file,
+      `${JSON.stringify({ date: new Date().toISOString(), node: process.version, cpus: cpus().length, memoryGb: totalmem() / 1024 ** 3, ...(body as object) }, null, 2)}\n`,
     );
-  mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(
-    file,
-    `${JSON.stringify({ date: new Date().toISOString(), node: process.version, cpus: cpus().length, memoryGb: totalmem() / 1024 ** 3, seed: args.seed, results }, null, 2)}\n`,
-  );
-  console.log(`\nresults written to ${file}`);
+    console.log(`\nresults written to ${file}`);
+  };
+  if (args.only !== 'api') {
+    console.log(
+      `compile: sizes ${args.sizes.map((s) => `${label(s.workloads)}/${label(s.rules)}`).join(', ')}`,
+    );
+    const results: SizeResult[] = [];
+    for (const spec of args.sizes) {
+      console.log(`${label(spec.workloads)} workloads / ${label(spec.rules)} rules`);
+      results.push(await runChild(spec, args));
+    }
+    console.log('');
+    console.log(report(results));
+    write('compile', { seed: args.seed, results });
+  }
+  if (args.only !== 'compile') {
+    const options = {
+      agents: args.agents,
+      batchSize: 500,
+      concurrency: 32,
+      seconds: args.seconds,
+      postgresUrl: process.env.DATABASE_URL_TEST ?? 'postgres://postgres@127.0.0.1:5432/test',
+    };
+    console.log(
+      `\napi: ${options.agents.join(', ')} agents, batches of ${options.batchSize}, ${options.concurrency} connections, ${options.seconds} s per run`,
+    );
+    const results = await runApiBench(options, (line) => console.log(`  ${line}`));
+    console.log('');
+    console.log(apiReport(results, options.batchSize));
+    write('api', { options, results });
+  }
 }
 
 main().catch((e: unknown) => {

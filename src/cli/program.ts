@@ -1,7 +1,9 @@
 import { Command, CommanderError } from 'commander';
 import { PolicyFilesError } from '../policy-as-code/parse.js';
 import { registerDecide } from './commands/decide.js';
+import { registerImport } from './commands/import.js';
 import { registerPolicy } from './commands/policy.js';
+import { registerResources } from './commands/resources.js';
 import { registerServer } from './commands/server.js';
 import { CliError, type CliIo } from './io.js';
 import { VERSION } from './version.js';
@@ -16,8 +18,10 @@ export function createProgram(io: CliIo): Command {
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .exitOverride();
   registerDecide(program, io);
+  registerImport(program, io);
   registerPolicy(program, io);
   registerServer(program, io);
+  registerResources(program, io);
   for (const cmd of program.commands) {
     cmd.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
     for (const sub of cmd.commands)

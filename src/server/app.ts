@@ -65,7 +65,7 @@ export async function buildServer(options: BuildOptions): Promise<FastifyInstanc
   };
   // The HTTPS server differs only in its raw server type, which no route touches.
   const server: FastifyInstance = options.https
-    ? (Fastify({ ...base, https: { ...options.https } }))
+    ? Fastify({ ...base, https: { ...options.https } })
     : Fastify(base);
   const app = server.withTypeProvider<ZodTypeProvider>();
 
@@ -146,15 +146,13 @@ export async function buildServer(options: BuildOptions): Promise<FastifyInstanc
       request.log.error({ err: error }, 'unhandled error');
       e = errors.internal(request.id);
     }
-    void reply
-      .code(e.statusCode)
-      .send({
-        error: {
-          code: e.code,
-          message: e.message,
-          ...(e.details.length ? { details: e.details } : {}),
-        },
-      });
+    void reply.code(e.statusCode).send({
+      error: {
+        code: e.code,
+        message: e.message,
+        ...(e.details.length ? { details: e.details } : {}),
+      },
+    });
   });
 
   await app.register(registerRoutes, { prefix: API_PREFIX, ctx });

@@ -65,6 +65,30 @@ export const errors = {
       `content type "${type}" is not accepted here (send application/json)`,
     ),
   gone: (message: string) => new ApiError('GONE', 410, message),
+  activationCodeInvalid: () =>
+    new ApiError(
+      'ACTIVATION_CODE_INVALID',
+      401,
+      'the activation code is not valid: ask an administrator for a new one (POST /api/v1/pairing-profiles/{id}/activation-codes)',
+    ),
+  activationCodeRevoked: (prefix: string) =>
+    new ApiError(
+      'ACTIVATION_CODE_REVOKED',
+      401,
+      `activation code ${prefix}... has been revoked: ask an administrator for a new one`,
+    ),
+  activationCodeExpired: (prefix: string, at: string) =>
+    new ApiError(
+      'ACTIVATION_CODE_EXPIRED',
+      401,
+      `activation code ${prefix}... expired at ${at}: ask an administrator for a new one`,
+    ),
+  activationCodeUsedUp: (prefix: string, maxUses: number) =>
+    new ApiError(
+      'ACTIVATION_CODE_USED_UP',
+      401,
+      `activation code ${prefix}... has already been used ${maxUses} time(s), its limit: ask an administrator for a new one`,
+    ),
   internal: (requestId: string) =>
     new ApiError(
       'INTERNAL',

@@ -8,12 +8,15 @@ import pino from 'pino';
 import { openStore, type Store } from '../store/store.js';
 import { buildServer } from './app.js';
 import { ensureOwnerKey } from './bootstrap.js';
+import { syslogFromEnv } from './syslog.js';
 
 export interface ServeOptions {
   readonly host: string;
   readonly port: number;
   readonly dataDir: string;
   readonly databaseUrl?: string;
+  /** A PostgreSQL schema of its own (benchmarks and tests use one per run). */
+  readonly databaseSchema?: string;
   readonly ownerKey?: string;
   readonly tlsCert?: string;
   readonly tlsKey?: string;
@@ -30,6 +33,12 @@ export interface RunningServer {
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 
+/** The warning for serving plain HTTP where others can listen (off loopback), or null. */
+export function plainHttpWarning(host: string, tls: boolean): string | null {
+  if (tls || LOOPBACK.test(host)) return null;
+  return `serving plain HTTP on ${host}: API keys and agent credentials cross the network unencrypted; give --tls-cert and --tls-key`;
+}
+
 export async function serve(options: ServeOptions): Promise<RunningServer> {
   if ((options.tlsCert === undefined) !== (options.tlsKey === undefined)) {
     throw new Error('TLS needs both a certificate and a key (--tls-cert and --tls-key)');
@@ -38,6 +47,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   const store = await openStore({
     dataDir: options.dataDir,
     ...(options.databaseUrl ? { databaseUrl: options.databaseUrl } : {}),
+    ...(options.databaseSchema ? { schema: options.databaseSchema } : {}),
   });
   try {
     const https =
@@ -51,17 +61,18 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     const port = typeof address === 'object' && address ? address.port : options.port;
     const scheme = https ? 'https' : 'http';
     const host = options.host.includes(':') ? `[${options.host}]` : options.host;
-    if (!https && !LOOPBACK.test(options.host)) {
-      logger.warn(
-        `serving plain HTTP on ${options.host}: API keys and agent credentials cross the network unencrypted; give --tls-cert and --tls-key`,
-      );
-    }
+    const warning = plainHttpWarning(options.host, https !== undefined);
+    if (warning) logger.warn(warning);
+    const syslog = syslogFromEnv(app.bulkhead.audit, process.env, (err) =>
+      logger.warn({ err }, 'syslog: cannot send an audit event'),
+    );
     return {
       app,
       store,
       url: `${scheme}://${host}:${port}`,
       ownerKey: owner?.printOnce ?? null,
       async close() {
+        await syslog?.close();
         await app.close();
         await store.close();
       },

@@ -33,6 +33,9 @@ export function registerServer(program: Command, io: CliIo): void {
           port,
           dataDir: opts.dataDir,
           ...(process.env.DATABASE_URL ? { databaseUrl: process.env.DATABASE_URL } : {}),
+          ...(process.env.BULKHEAD_DATABASE_SCHEMA
+            ? { databaseSchema: process.env.BULKHEAD_DATABASE_SCHEMA }
+            : {}),
           ...(process.env.BULKHEAD_OWNER_KEY ? { ownerKey: process.env.BULKHEAD_OWNER_KEY } : {}),
           ...(opts.tlsCert ? { tlsCert: opts.tlsCert } : {}),
           ...(opts.tlsKey ? { tlsKey: opts.tlsKey } : {}),

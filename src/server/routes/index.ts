@@ -15,7 +15,16 @@ export interface RouteOptions {
 }
 
 export const registerRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ctx }) => {
-  for (const routes of [healthRoutes, keyRoutes, workloadRoutes, policyRoutes, versionRoutes, agentRoutes, auditRoutes, labelRoutes]) {
+  for (const routes of [
+    healthRoutes,
+    keyRoutes,
+    workloadRoutes,
+    policyRoutes,
+    versionRoutes,
+    agentRoutes,
+    auditRoutes,
+    labelRoutes,
+  ]) {
     await app.register(routes, { ctx });
   }
 };
