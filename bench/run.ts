@@ -5,6 +5,7 @@
  *   --only compile|api      one benchmark (default: both, compile first)
  *   --agents 1k,10k         api: simulated agents (default 1k,10k)
  *   --seconds N             api: how long to drive each store (default 10)
+ *   --connections N         api: concurrent connections of the load generator (default 8)
  *   --sizes 1k/5k,10k/50k   workload/rule pairs; a bare `10k` means every rule count for it
  *   --runs N                timed resolve + compile repetitions per size (default by size)
  *   --quick                 small sizes, one run each, a short naive budget
@@ -47,6 +48,7 @@ interface Args {
   only: 'compile' | 'api' | 'all';
   agents: number[];
   seconds: number;
+  connections: number;
   sizes: SizeSpec[];
   runs: number | null;
   quick: boolean;
@@ -74,6 +76,7 @@ function parseArgs(argv: readonly string[]): Args {
     only: 'all',
     agents: [1_000, 10_000],
     seconds: 10,
+    connections: 8,
     sizes: [...DEFAULT_SIZES],
     runs: null,
     quick: false,
@@ -106,6 +109,9 @@ function parseArgs(argv: readonly string[]): Args {
       case '--seconds':
         args.seconds = Number(value());
         break;
+      case '--connections':
+        args.connections = Number(value());
+        break;
       case '--sizes':
         args.sizes = parseSizes(value());
         sizesGiven = true;
@@ -137,7 +143,7 @@ function parseArgs(argv: readonly string[]): Args {
       case '--help':
       case '-h':
         console.log(
-          'usage: npm run bench -- [--only compile|api] [--agents 1k,10k] [--seconds N] [--sizes 1k/5k,10k] [--runs N] [--quick] [--no-render] [--naive-budget-ms N] [--render-budget-ms N] [--seed N] [--json FILE]',
+          'usage: npm run bench -- [--only compile|api] [--agents 1k,10k] [--seconds N] [--connections N] [--sizes 1k/5k,10k] [--runs N] [--quick] [--no-render] [--naive-budget-ms N] [--render-budget-ms N] [--seed N] [--json FILE]',
         );
         process.exit(0);
         break;
@@ -413,7 +419,7 @@ async function main(): Promise<void> {
     const options = {
       agents: args.agents,
       batchSize: 500,
-      concurrency: 32,
+      concurrency: args.connections,
       seconds: args.seconds,
       postgresUrl: process.env.DATABASE_URL_TEST ?? 'postgres://postgres@127.0.0.1:5432/test',
     };

@@ -141,7 +141,11 @@ export function isAddressEntry(entry: string): boolean {
 }
 
 /** Canonical text of a single address (as the kernel tools print it). */
+const PLAIN_IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
 export function canonicalAddress(text: string): string {
+  // Agents report addresses by the thousand: a plain dotted quad is already canonical.
+  if (PLAIN_IPV4.test(text)) return text;
   const { family, value } = parseAddress(text);
   return formatAddress(family, value);
 }

@@ -4,7 +4,7 @@
  * report is a 400 that says where, never a half-stored row.
  */
 import { z } from 'zod';
-import { addressValue, formatAddress } from '../policy/addresses.js';
+import { canonicalAddress } from '../policy/addresses.js';
 import { ENFORCEMENT_MODES } from '../policy/model.js';
 
 /** A workload's name, as in policy files. An agent's hostname becomes its workload's name. */
@@ -23,8 +23,7 @@ export const mode = z.enum(ENFORCEMENT_MODES);
 /** One IPv4 or IPv6 address, returned in canonical text. */
 export const address = z.string().transform((text, ctx) => {
   try {
-    const { family, value } = addressValue(text.trim());
-    return formatAddress(family, value);
+    return canonicalAddress(text.trim());
   } catch (e) {
     ctx.addIssue({ code: 'custom', message: e instanceof Error ? e.message : String(e) });
     return z.NEVER;
@@ -38,8 +37,7 @@ const interfaceAddress = z.string().transform((text, ctx) => {
     return z.NEVER;
   }
   try {
-    const { family, value } = addressValue(host);
-    return formatAddress(family, value);
+    return canonicalAddress(host);
   } catch (e) {
     ctx.addIssue({ code: 'custom', message: e instanceof Error ? e.message : String(e) });
     return z.NEVER;

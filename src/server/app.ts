@@ -14,7 +14,13 @@ import type { ZodType } from 'zod';
 import { plainIssues } from '../policy-as-code/schema.js';
 import type { Store } from '../store/store.js';
 import { AuditFeed } from './audit.js';
-import { authenticate, requirePermission, type Permission, type Principal } from './auth.js';
+import {
+  authenticate,
+  CredentialCache,
+  requirePermission,
+  type Permission,
+  type Principal,
+} from './auth.js';
 import { PolicyHub } from './distribution.js';
 import { ApiError, errors } from './errors.js';
 import { registerRoutes } from './routes/index.js';
@@ -35,6 +41,8 @@ export interface ServerContext {
   readonly audit: AuditFeed;
   /** Announces new compiled-policy revisions to connected agents. */
   readonly policies: PolicyHub;
+  /** Recently authenticated credentials; cleared by `change()` when one is revoked. */
+  readonly credentials: CredentialCache;
 }
 
 export interface BuildOptions {
@@ -73,6 +81,7 @@ export async function buildServer(options: BuildOptions): Promise<FastifyInstanc
     store: options.store,
     audit: new AuditFeed(),
     policies: new PolicyHub(),
+    credentials: new CredentialCache(),
   };
   app.decorate('bulkhead', ctx);
   app.decorateRequest('principal', null);
@@ -116,7 +125,7 @@ export async function buildServer(options: BuildOptions): Promise<FastifyInstanc
   app.addHook('onRequest', async (request) => {
     const permission = request.routeOptions.config?.permission;
     if (permission === undefined || permission === 'public') return;
-    request.principal = await authenticate(ctx.store, request);
+    request.principal = await authenticate(ctx.store, request, ctx.credentials);
     requirePermission(request.principal, permission);
   });
 

@@ -89,14 +89,53 @@ function bearer(request: FastifyRequest): string | null {
   return m ? m[1]! : null;
 }
 
+/**
+ * Recently seen credentials, so that an agent's every heartbeat and flow batch does not cost
+ * two lookups. Entries live a few seconds; the app clears the cache whenever a credential is
+ * revoked or its owner deleted, so revocation takes effect at once on this replica (and
+ * within the time to live on any other).
+ */
+export class CredentialCache {
+  private readonly entries = new Map<string, { principal: Principal; expires: number }>();
+  constructor(private readonly ttlMs = 5_000) {}
+
+  get(hash: string): Principal | undefined {
+    const e = this.entries.get(hash);
+    if (!e) return undefined;
+    if (e.expires < Date.now()) {
+      this.entries.delete(hash);
+      return undefined;
+    }
+    return e.principal;
+  }
+
+  set(hash: string, principal: Principal): void {
+    if (this.entries.size > 100_000) this.entries.clear();
+    this.entries.set(hash, { principal, expires: Date.now() + this.ttlMs });
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+}
+
 /** Finds the principal behind a request's credential, or null. */
 export async function authenticate(
   store: Store,
   request: FastifyRequest,
+  cache?: CredentialCache,
 ): Promise<Principal | null> {
   const token = bearer(request);
   if (!token) return null;
   const hash = hashSecret(token);
+  const cached = cache?.get(hash);
+  if (cached) return cached;
+  const principal = await lookUp(store, hash);
+  if (principal) cache?.set(hash, principal);
+  return principal;
+}
+
+async function lookUp(store: Store, hash: string): Promise<Principal | null> {
   const key = await store.db
     .selectFrom('api_keys')
     .select(['id', 'name', 'role', 'scope'])

@@ -30,6 +30,8 @@ export async function change<T>(
     };
     return work(trx, audit);
   });
+  // A revoked credential, or one whose agent's workload is gone, must stop working now.
+  if (events.some((e) => /\.(revoke|delete)$/.test(e.type))) ctx.credentials.clear();
   ctx.audit.publish(events);
   return result;
 }

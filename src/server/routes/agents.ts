@@ -8,6 +8,7 @@
  * ETag, acknowledged), and flow-summary batches. An agent can reach only its own workload's
  * data; an API key cannot use the agent channel at all.
  */
+import { insertFlowSummaries } from '../../store/flows.js';
 import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -33,8 +34,13 @@ import type { RouteOptions } from './index.js';
 /** How often an agent without an open event stream should poll its policy. */
 export const POLL_INTERVAL_SECONDS = 30;
 /** Rows per INSERT when storing flow summaries (well under both stores' parameter limits). */
-const INSERT_CHUNK = 500;
 const DAY = 86_400;
+const CANONICAL_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+
+/** Times are stored as UTC ISO text so they sort; most agents already send exactly that. */
+function utcTime(text: string): string {
+  return CANONICAL_TIME.test(text) ? text : new Date(text).toISOString();
+}
 
 // ---------------------------------------------------------------- views
 
@@ -830,8 +836,8 @@ export const agentRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ct
           .where('agent_id', '=', agentId)
           .where('batch_id', '=', batchId)
           .executeTakeFirst();
-      const seen = await known();
-      if (seen) return { batchId, accepted: Number(seen.summaries), duplicate: true };
+      // No look-up first: the batch row's primary key decides, so a retry costs one
+      // failed insert and a fresh batch no extra query.
       try {
         await ctx.store.transaction(async (trx) => {
           await trx
@@ -843,31 +849,28 @@ export const agentRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ct
               summaries: summaries.length,
             })
             .execute();
-          for (let i = 0; i < summaries.length; i += INSERT_CHUNK) {
-            await trx
-              .insertInto('flow_summaries')
-              .values(
-                summaries.slice(i, i + INSERT_CHUNK).map((s) => ({
-                  agent_id: agentId,
-                  batch_id: batchId,
-                  workload,
-                  src: s.src,
-                  dst: s.dst,
-                  proto: s.proto,
-                  dport: s.dport ?? null,
-                  process: s.process ?? null,
-                  first_seen: new Date(s.firstSeen).toISOString(),
-                  last_seen: new Date(s.lastSeen).toISOString(),
-                  connections: s.connections,
-                  bytes: s.bytes,
-                  decision: s.decision ?? null,
-                })),
-              )
-              .execute();
-          }
+          await insertFlowSummaries(
+            trx,
+            ctx.store.dialect,
+            summaries.map((s) => ({
+              agent_id: agentId,
+              batch_id: batchId,
+              workload,
+              src: s.src,
+              dst: s.dst,
+              proto: s.proto,
+              dport: s.dport ?? null,
+              process: s.process ?? null,
+              first_seen: utcTime(s.firstSeen),
+              last_seen: utcTime(s.lastSeen),
+              connections: s.connections,
+              bytes: s.bytes,
+              decision: s.decision ?? null,
+            })),
+          );
         });
       } catch (e) {
-        // The same batch, retried concurrently, won the race: it is stored once.
+        // The batch is already stored (a retry, perhaps a concurrent one): it stays stored once.
         const raced = await known();
         if (raced) return { batchId, accepted: Number(raced.summaries), duplicate: true };
         throw e;

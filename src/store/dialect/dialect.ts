@@ -16,4 +16,15 @@ export interface StoreDialect {
   /** Prepares the connection (e.g. creates the schema) and proves it works. */
   check(db: Kysely<Database>): Promise<void>;
   isUniqueViolation(error: unknown): Promise<boolean>;
+  /**
+   * The SQLite connection itself, for the one bulk write that needs a prepared statement
+   * (flow summaries); null for PostgreSQL. Kysely's SQLite driver has a single connection,
+   * so a statement run on it inside a Kysely transaction belongs to that transaction.
+   */
+  sqliteConnection(): SqliteConnection | null;
+}
+
+/** The part of a better-sqlite3 connection the store uses directly. */
+export interface SqliteConnection {
+  prepare(sql: string): { run(...params: unknown[]): unknown };
 }

@@ -36,6 +36,7 @@ export function postgresDialect(options: PostgresOptions): StoreDialect {
     async isUniqueViolation(error: unknown) {
       return Promise.resolve((error as { code?: string }).code === '23505');
     },
+    sqliteConnection: () => null,
     async check(db) {
       if (schema) await sql`create schema if not exists ${sql.id(schema)}`.execute(db);
       await sql`select 1`.execute(db);

@@ -7,6 +7,7 @@ import type { Database } from '../schema.js';
 import type { StoreDialect } from './dialect.js';
 
 export function sqliteDialect(file: string): StoreDialect {
+  let connection: SQLite.Database | null = null;
   return {
     name: 'sqlite',
     location: file,
@@ -14,6 +15,7 @@ export function sqliteDialect(file: string): StoreDialect {
     open(): Kysely<Database> {
       if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
       const db = new SQLite(file);
+      connection = db;
       // WAL lets readers go on while a writer commits; foreign keys are off by default in SQLite.
       db.pragma('journal_mode = WAL');
       db.pragma('foreign_keys = ON');
@@ -26,6 +28,7 @@ export function sqliteDialect(file: string): StoreDialect {
         (error as { code?: string }).code?.startsWith('SQLITE_CONSTRAINT') ?? false,
       );
     },
+    sqliteConnection: () => connection,
     async check(db) {
       await sql`select 1`.execute(db);
     },
