@@ -6,7 +6,7 @@ import { registerPolicy } from './commands/policy.js';
 import { registerResources } from './commands/resources.js';
 import { registerServer } from './commands/server.js';
 import { CliError, type CliIo } from './io.js';
-import { VERSION } from './version.js';
+import { VERSION } from '../version.js';
 
 export function createProgram(io: CliIo): Command {
   const program = new Command('bulkhead')

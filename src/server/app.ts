@@ -21,10 +21,11 @@ import {
   type Permission,
   type Principal,
 } from './auth.js';
+import type { ServerContext } from './context.js';
 import { PolicyHub } from './distribution.js';
 import { ApiError, errors } from './errors.js';
 import { registerRoutes } from './routes/index.js';
-import { VERSION } from '../cli/version.js';
+import { VERSION } from '../version.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -34,15 +35,6 @@ declare module 'fastify' {
   interface FastifyRequest {
     principal: Principal | null;
   }
-}
-
-export interface ServerContext {
-  readonly store: Store;
-  readonly audit: AuditFeed;
-  /** Announces new compiled-policy revisions to connected agents. */
-  readonly policies: PolicyHub;
-  /** Recently authenticated credentials; cleared by `change()` when one is revoked. */
-  readonly credentials: CredentialCache;
 }
 
 export interface BuildOptions {

@@ -3,7 +3,7 @@
  * BULKHEAD_OWNER_KEY set (automation) it takes that value; otherwise it issues a random key
  * and returns it to be printed once. Only the hash is kept either way.
  */
-import type { ServerContext } from './app.js';
+import type { ServerContext } from './context.js';
 import { change } from './change.js';
 import { hashSecret, issueSecret, newId } from './credentials.js';
 

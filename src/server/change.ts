@@ -5,7 +5,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { Transaction } from 'kysely';
 import type { Database } from '../store/schema.js';
-import type { ServerContext } from './app.js';
+import type { ServerContext } from './context.js';
 import { recordAudit, type AuditEvent, type AuditInput } from './audit.js';
 import { actorOf } from './auth.js';
 

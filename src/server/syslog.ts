@@ -10,7 +10,7 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { isIP, Socket as TcpSocket } from 'node:net';
 import { hostname as osHostname } from 'node:os';
-import { VERSION } from '../cli/version.js';
+import { VERSION } from '../version.js';
 import type { AuditEvent, AuditFeed } from './audit.js';
 
 export interface SyslogTarget {

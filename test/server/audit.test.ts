@@ -12,7 +12,7 @@ import {
   syslogFromEnv,
   syslogMessage,
 } from '../../src/server/syslog.js';
-import { VERSION } from '../../src/cli/version.js';
+import { VERSION } from '../../src/version.js';
 import { postgresSkipReason, STORE_KINDS, testServer, type TestServer } from '../support/server.js';
 
 async function emit(s: TestServer, type: string, name = 'x'): Promise<void> {

@@ -80,6 +80,33 @@ describe.each(STORE_KINDS)('label import and export on %s', (kind) => {
     if (!skip) await s.close();
   });
 
+  it.skipIf(skip)('lists every label key in use with its values and workload counts', async () => {
+    const r = await s.call({ method: 'GET', url: '/api/v1/labels' });
+    expect(r.statusCode).toBe(200);
+    expect(r.json()).toEqual({
+      keys: [
+        {
+          key: 'app',
+          workloads: 2,
+          values: [
+            { value: 'old', workloads: 1 },
+            { value: 'shop', workloads: 1 },
+          ],
+        },
+        { key: 'env', workloads: 2, values: [{ value: 'prod', workloads: 2 }] },
+        { key: 'loc', workloads: 1, values: [{ value: 'dc1', workloads: 1 }] },
+        {
+          key: 'role',
+          workloads: 3,
+          values: [
+            { value: 'db', workloads: 1 },
+            { value: 'web', workloads: 2 },
+          ],
+        },
+      ],
+    });
+  });
+
   it.skipIf(skip)('dry run shows changes and unusable rows, and stores nothing', async () => {
     const before = await labelsOf(s);
     const auditBefore = await s.store.db.selectFrom('audit_events').select('id').execute();

@@ -29,7 +29,7 @@ import { change } from '../change.js';
 import { hashSecret, issueSecret, newId } from '../credentials.js';
 import { compiledFor, redistribute } from '../distribution.js';
 import { errors } from '../errors.js';
-import type { RouteOptions } from './index.js';
+import type { RouteOptions } from '../context.js';
 
 /** How often an agent without an open event stream should poll its policy. */
 export const POLL_INTERVAL_SECONDS = 30;

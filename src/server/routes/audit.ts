@@ -8,7 +8,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { AuditEventRow } from '../../store/schema.js';
 import type { Db } from '../../store/store.js';
 import type { AuditEvent } from '../audit.js';
-import type { RouteOptions } from './index.js';
+import type { RouteOptions } from '../context.js';
 
 export const AUDIT_PAGE_MAX = 1000;
 const STREAM_BATCH = 500;

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import type { RouteOptions } from './index.js';
-import { VERSION } from '../../cli/version.js';
+import type { RouteOptions } from '../context.js';
+import { VERSION } from '../../version.js';
 
 export const healthRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ctx }) => {
   app.get(

@@ -1,6 +1,6 @@
 /** Every resource's routes, registered under /api/v1. */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import type { ServerContext } from '../app.js';
+import type { RouteOptions } from '../context.js';
 import { agentRoutes } from './agents.js';
 import { auditRoutes } from './audit.js';
 import { healthRoutes } from './health.js';
@@ -9,10 +9,6 @@ import { labelRoutes } from './labels.js';
 import { policyRoutes } from './policy.js';
 import { versionRoutes } from './versions.js';
 import { workloadRoutes } from './workloads.js';
-
-export interface RouteOptions {
-  readonly ctx: ServerContext;
-}
 
 export const registerRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ctx }) => {
   for (const routes of [

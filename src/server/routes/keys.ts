@@ -4,7 +4,7 @@ import { ROLES, type Role } from '../../store/schema.js';
 import { change } from '../change.js';
 import { issueSecret, newId } from '../credentials.js';
 import { errors } from '../errors.js';
-import type { RouteOptions } from './index.js';
+import type { RouteOptions } from '../context.js';
 
 const labelKey = z.string().regex(/^[a-z][a-z0-9_.-]{0,62}$/, 'is not a label key');
 const keyView = z.object({

@@ -22,7 +22,7 @@ import {
   loadWorkloads,
   resolveStored,
 } from '../policy-state.js';
-import type { RouteOptions } from './index.js';
+import type { RouteOptions } from '../context.js';
 
 /** Largest CSV accepted, in bytes. */
 export const CSV_BODY_LIMIT = 4 * 1024 * 1024;
@@ -232,6 +232,48 @@ export const labelRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ct
     ['text/csv', 'application/csv'],
     { parseAs: 'string', bodyLimit: CSV_BODY_LIMIT },
     (_request, body, done) => done(null, body),
+  );
+
+  app.get(
+    '/labels',
+    {
+      config: { permission: 'read' },
+      schema: {
+        summary: 'Every label key in use, its values, and how many workloads carry each',
+        tags: ['labels'],
+        response: {
+          200: z.object({
+            keys: z.array(
+              z.object({
+                key: z.string(),
+                workloads: z.number(),
+                values: z.array(z.object({ value: z.string(), workloads: z.number() })),
+              }),
+            ),
+          }),
+        },
+      },
+    },
+    async () => {
+      const counts = new Map<string, Map<string, number>>();
+      for (const w of await loadWorkloads(ctx.store.db)) {
+        for (const [key, value] of Object.entries(w.labels)) {
+          let values = counts.get(key);
+          if (!values) counts.set(key, (values = new Map<string, number>()));
+          values.set(value, (values.get(value) ?? 0) + 1);
+        }
+      }
+      const keys = [...counts.entries()]
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([key, values]) => ({
+          key,
+          workloads: [...values.values()].reduce((a, b) => a + b, 0),
+          values: [...values.entries()]
+            .sort(([a], [b]) => a.localeCompare(b))
+            .map(([value, workloads]) => ({ value, workloads })),
+        }));
+      return { keys };
+    },
   );
 
   app.get(

@@ -25,7 +25,7 @@ import {
   type PolicyKind,
   type StoredDocument,
 } from '../policy-state.js';
-import type { RouteOptions } from './index.js';
+import type { RouteOptions } from '../context.js';
 
 /** Most documents one apply may carry. */
 export const MAX_APPLY_DOCUMENTS = 10_000;

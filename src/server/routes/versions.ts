@@ -25,7 +25,7 @@ import {
   type StoredDocument,
 } from '../policy-state.js';
 import { requireResolvable, stableJson, writeDraft } from './policy.js';
-import type { RouteOptions } from './index.js';
+import type { RouteOptions } from '../context.js';
 
 /** Most access changes a preview lists; the total is always given. */
 export const MAX_ACCESS_CHANGES = 500;

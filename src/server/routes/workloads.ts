@@ -10,12 +10,12 @@ import type { Transaction } from 'kysely';
 import { ENFORCEMENT_MODES } from '../../policy/model.js';
 import { workloadDocument } from '../../policy-as-code/schema.js';
 import type { Database, WorkloadRow } from '../../store/schema.js';
-import type { ServerContext } from '../app.js';
+import type { ServerContext } from '../context.js';
 import { change, type Audit } from '../change.js';
 import { redistribute } from '../distribution.js';
 import { errors } from '../errors.js';
 import { requireEstateResolvable, stableJson } from './policy.js';
-import type { RouteOptions } from './index.js';
+import type { RouteOptions } from '../context.js';
 
 export const MAX_PAGE = 1000;
 export const DEFAULT_PAGE = 100;

@@ -4,7 +4,7 @@
  * migrations, transactions) is written once against Kysely.
  */
 import type { Kysely } from 'kysely';
-import type { MigrationContext } from '../migrations/index.js';
+import type { MigrationContext } from '../migrations/context.js';
 import type { Database } from '../schema.js';
 
 export interface StoreDialect {

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { MigrationContext } from './index.js';
+import type { MigrationContext } from './context.js';
 
 /** The first schema: everything the control plane keeps. */
 export async function up(db: Kysely<unknown>, ctx: MigrationContext): Promise<void> {

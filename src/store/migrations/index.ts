@@ -2,14 +2,9 @@
  * Versioned migrations, in code so that they ship inside the build. Each migration is
  * written once for both databases; the few spellings that differ come from the context.
  */
-import type { ColumnDefinitionBuilder, Kysely, Migration, MigrationProvider } from 'kysely';
+import type { Kysely, Migration, MigrationProvider } from 'kysely';
 import * as initial from './001-initial.js';
-
-export interface MigrationContext {
-  /** The column type of an auto-incrementing id. */
-  readonly autoIdType: 'integer' | 'bigserial';
-  readonly autoIncrement: (c: ColumnDefinitionBuilder) => ColumnDefinitionBuilder;
-}
+import type { MigrationContext } from './context.js';
 
 type MigrationModule = { up(db: Kysely<unknown>, ctx: MigrationContext): Promise<void> };
 

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 
-/** The package version, read once from package.json (two levels above src/cli and dist/src/cli). */
+/** The package version, read once from package.json (above src/ and dist/src/). */
 function readVersion(): string {
-  for (const rel of ['../../package.json', '../../../package.json']) {
+  for (const rel of ['../package.json', '../../package.json']) {
     try {
       const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as {
         name?: string;

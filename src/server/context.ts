@@ -1,0 +1,22 @@
+/**
+ * What every route and service of the control plane shares: the store, and the in-process
+ * feeds that tell live listeners (audit streams, agents) about committed changes.
+ */
+import type { Store } from '../store/store.js';
+import type { AuditFeed } from './audit.js';
+import type { CredentialCache } from './auth.js';
+import type { PolicyHub } from './distribution.js';
+
+export interface ServerContext {
+  readonly store: Store;
+  readonly audit: AuditFeed;
+  /** Announces new compiled-policy revisions to connected agents. */
+  readonly policies: PolicyHub;
+  /** Recently authenticated credentials; cleared by `change()` when one is revoked. */
+  readonly credentials: CredentialCache;
+}
+
+/** What every resource's routes plugin is given. */
+export interface RouteOptions {
+  readonly ctx: ServerContext;
+}

@@ -1,0 +1,8 @@
+/** The few spellings a migration needs that differ between the databases. */
+import type { ColumnDefinitionBuilder } from 'kysely';
+
+export interface MigrationContext {
+  /** The column type of an auto-incrementing id. */
+  readonly autoIdType: 'integer' | 'bigserial';
+  readonly autoIncrement: (c: ColumnDefinitionBuilder) => ColumnDefinitionBuilder;
+}
