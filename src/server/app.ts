@@ -22,7 +22,7 @@ import {
   type Principal,
 } from './auth.js';
 import type { ServerContext } from './context.js';
-import { PolicyHub } from './distribution.js';
+import { CompileCache, PolicyHub } from './distribution.js';
 import { ApiError, errors } from './errors.js';
 import { registerRoutes } from './routes/index.js';
 import { VERSION } from '../version.js';
@@ -74,6 +74,7 @@ export async function buildServer(options: BuildOptions): Promise<FastifyInstanc
     audit: new AuditFeed(),
     policies: new PolicyHub(),
     credentials: new CredentialCache(),
+    compileCache: new CompileCache(),
   };
   app.decorate('bulkhead', ctx);
   app.decorateRequest('principal', null);

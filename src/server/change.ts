@@ -17,19 +17,26 @@ export async function change<T>(
   work: (trx: Transaction<Database>, audit: Audit) => Promise<T>,
 ): Promise<T> {
   const events: AuditEvent[] = [];
-  const result = await ctx.store.transaction(async (trx) => {
-    const audit: Audit = async (event) => {
-      events.push(
-        await recordAudit(trx, {
-          ...event,
-          actor: request ? actorOf(request.principal) : 'system',
-          source: request?.ip ?? null,
-          requestId: request?.id ?? null,
-        }),
-      );
-    };
-    return work(trx, audit);
-  });
+  let result: T;
+  try {
+    result = await ctx.store.transaction(async (trx) => {
+      const audit: Audit = async (event) => {
+        events.push(
+          await recordAudit(trx, {
+            ...event,
+            actor: request ? actorOf(request.principal) : 'system',
+            source: request?.ip ?? null,
+            requestId: request?.id ?? null,
+          }),
+        );
+      };
+      return work(trx, audit);
+    });
+  } catch (e) {
+    ctx.compileCache.discard();
+    throw e;
+  }
+  ctx.compileCache.commit();
   // A revoked credential, or one whose agent's workload is gone, must stop working now.
   if (events.some((e) => /\.(revoke|delete)$/.test(e.type))) ctx.credentials.clear();
   ctx.audit.publish(events);

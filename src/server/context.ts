@@ -5,7 +5,7 @@
 import type { Store } from '../store/store.js';
 import type { AuditFeed } from './audit.js';
 import type { CredentialCache } from './auth.js';
-import type { PolicyHub } from './distribution.js';
+import type { CompileCache, PolicyHub } from './distribution.js';
 
 export interface ServerContext {
   readonly store: Store;
@@ -14,6 +14,8 @@ export interface ServerContext {
   readonly policies: PolicyHub;
   /** Recently authenticated credentials; cleared by `change()` when one is revoked. */
   readonly credentials: CredentialCache;
+  /** The last compiled estate, for incremental recompiles (see `redistribute`). */
+  readonly compileCache: CompileCache;
 }
 
 /** What every resource's routes plugin is given. */

@@ -54,7 +54,11 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   const db = dialect.open();
   try {
     await dialect.check(db);
-    const migrator = new Migrator({ db, provider: migrationProvider(dialect.migration) });
+    const migrator = new Migrator({
+      db,
+      provider: migrationProvider(dialect.migration),
+      ...(dialect.migrationSchema ? { migrationTableSchema: dialect.migrationSchema } : {}),
+    });
     const { error, results } = await migrator.migrateToLatest();
     if (error) {
       const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';

@@ -1,6 +1,8 @@
 /**
  * API tests run against both stores: the embedded SQLite (a fresh file per test) and
- * PostgreSQL (a schema of its own per test, dropped after). PostgreSQL tests say clearly
+ * PostgreSQL (a database of its own per test, dropped after: a database rather than a
+ * schema, because Kysely's migrator looks at every schema of its database, and another
+ * test dropping its schema at that moment would fail this one). PostgreSQL tests say clearly
  * why they are skipped when no server answers at DATABASE_URL_TEST (default 127.0.0.1:5432/test).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -10,7 +12,6 @@ import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fas
 import pg from 'pg';
 import { buildServer } from '../../src/server/app.js';
 import { ensureOwnerKey } from '../../src/server/bootstrap.js';
-import { dropPostgresSchema } from '../../src/store/dialect/postgres.js';
 import { openStore, type Store } from '../../src/store/store.js';
 
 export const POSTGRES_URL =
@@ -59,16 +60,29 @@ export async function testStore(kind: StoreKind): Promise<TestStore> {
       },
     };
   }
-  const schema = `bh_test_${process.pid}_${Date.now().toString(36)}_${counter++}`;
-  const store = await openStore({ databaseUrl: POSTGRES_URL, schema });
+  const database = `bh_test_${process.pid}_${Date.now().toString(36)}_${counter++}`;
+  await adminQuery(`create database "${database}"`);
+  const url = new URL(POSTGRES_URL);
+  url.pathname = `/${database}`;
+  const store = await openStore({ databaseUrl: url.toString() });
   return {
     store,
-    reopen: () => openStore({ databaseUrl: POSTGRES_URL, schema }),
+    reopen: () => openStore({ databaseUrl: url.toString() }),
     cleanup: async () => {
       await store.close().catch(() => undefined);
-      await dropPostgresSchema(POSTGRES_URL, schema);
+      await adminQuery(`drop database if exists "${database}" with (force)`);
     },
   };
+}
+
+async function adminQuery(text: string): Promise<void> {
+  const client = new pg.Client({ connectionString: POSTGRES_URL });
+  await client.connect();
+  try {
+    await client.query(text);
+  } finally {
+    await client.end();
+  }
 }
 
 export interface TestServer {

@@ -582,7 +582,7 @@ export const agentRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ct
             adopted: existing !== undefined,
           },
         });
-        return { changed: await redistribute(trx) };
+        return { changed: await redistribute(trx, ctx.compileCache) };
       });
       ctx.policies.announce(changed);
       return reply.code(201).send({
@@ -712,7 +712,7 @@ export const agentRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ct
           ),
           after: inventorySummary(addresses, users, inventory),
         });
-        const revisions = estateChanged ? await redistribute(trx) : [];
+        const revisions = estateChanged ? await redistribute(trx, ctx.compileCache) : [];
         return { changed: true, addresses, users, revisions };
       });
       ctx.policies.announce(result.revisions);

@@ -380,7 +380,7 @@ export const labelRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ct
             );
           }
         }
-        return { plan, announced: await redistribute(trx) };
+        return { plan, announced: await redistribute(trx, ctx.compileCache) };
       });
       ctx.policies.announce(announced);
       return { dryRun, ...plan };

@@ -14,7 +14,7 @@ import type { Database } from '../../store/schema.js';
 import type { Db } from '../../store/store.js';
 import { actorOf } from '../auth.js';
 import { change } from '../change.js';
-import { redistribute } from '../distribution.js';
+import { compiledBody, redistribute, type CompileCache } from '../distribution.js';
 import { errors } from '../errors.js';
 import {
   activeVersion,
@@ -57,7 +57,6 @@ async function preview(db: Db, target: readonly StoredDocument[]) {
   const before = resolveStored(active, workloads);
   const after = resolveStored(target, workloads);
   const diff = diffPolicies(before, after, MAX_DIFF_FLOWS);
-  // Same body as redistribute() stores, compared with what each workload holds now.
   const stored = new Map(
     (await db.selectFrom('compiled_policies').select(['workload', 'compiled']).execute()).map(
       (r) => [r.workload, r.compiled],
@@ -67,8 +66,7 @@ async function preview(db: Db, target: readonly StoredDocument[]) {
   const changedWorkloads: string[] = [];
   for (const [name, endpoint] of compiled.endpoints) {
     const state = nftState(endpoint, compiled.peerSets);
-    const body = JSON.stringify({ mode: state.mode, nft: state, warnings: state.warnings });
-    if (stored.get(name) !== body) changedWorkloads.push(name);
+    if (stored.get(name) !== compiledBody(state)) changedWorkloads.push(name);
   }
   return {
     activeVersion: version,
@@ -138,6 +136,7 @@ const provisioned = z.object({
 /** Makes `documents` version N+1, active, and recompiles; in the caller's transaction. */
 async function provisionIn(
   trx: Transaction<Database>,
+  cache: CompileCache,
   documents: readonly StoredDocument[],
   message: string,
   createdBy: string,
@@ -165,7 +164,7 @@ async function provisionIn(
     .values({ key: 'active_version', value })
     .onConflict((oc) => oc.column('key').doUpdateSet({ value }))
     .execute();
-  return { version, changed: await redistribute(trx) };
+  return { version, changed: await redistribute(trx, cache) };
 }
 
 export const versionRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ctx }) => {
@@ -281,7 +280,14 @@ export const versionRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
               : 'nothing to provision: the draft is empty and no version is active',
           );
         requireResolvable(draft, await loadWorkloads(trx));
-        const result = await provisionIn(trx, draft, message, actorOf(request.principal), null);
+        const result = await provisionIn(
+          trx,
+          ctx.compileCache,
+          draft,
+          message,
+          actorOf(request.principal),
+          null,
+        );
         await audit({
           type: 'policy.provision',
           kind: 'PolicyVersion',
@@ -332,6 +338,7 @@ export const versionRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
         await writeDraft(trx, audit, request.principal, { put: documents, remove: [] }, true);
         const result = await provisionIn(
           trx,
+          ctx.compileCache,
           documents,
           message,
           actorOf(request.principal),

@@ -165,7 +165,7 @@ async function estateChange<T>(
   const { result, changed } = await change(ctx, request, async (trx, audit) => {
     const result = await work(trx, audit);
     await requireEstateResolvable(trx);
-    return { result, changed: await redistribute(trx) };
+    return { result, changed: await redistribute(trx, ctx.compileCache) };
   });
   ctx.policies.announce(changed);
   return result;

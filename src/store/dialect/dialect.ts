@@ -12,6 +12,12 @@ export interface StoreDialect {
   /** Where the data lives, for logs (no password). */
   readonly location: string;
   readonly migration: MigrationContext;
+  /**
+   * The schema that holds the migration bookkeeping (PostgreSQL): named explicitly, since
+   * Kysely otherwise looks for its tables in every schema of the database and could take
+   * another store's for ours.
+   */
+  readonly migrationSchema?: string;
   open(): Kysely<Database>;
   /** Prepares the connection (e.g. creates the schema) and proves it works. */
   check(db: Kysely<Database>): Promise<void>;

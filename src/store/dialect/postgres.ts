@@ -25,6 +25,7 @@ export function postgresDialect(options: PostgresOptions): StoreDialect {
     name: 'postgres',
     location: `${options.url.replace(/\/\/[^@/]*@/, '//***@')}${schema ? ` (schema ${schema})` : ''}`,
     migration: { autoIdType: 'bigserial', autoIncrement: (c) => c },
+    migrationSchema: schema ?? 'public',
     open(): Kysely<Database> {
       const pool = new pg.Pool({
         connectionString: options.url,
