@@ -320,8 +320,8 @@ export const settingsDocument = z.strictObject({
     .default([]),
 });
 
-export const DOCUMENT_KINDS = [
-  'Workload',
+/** The kinds of the policy proper: versioned together, unlike workloads (the estate). */
+export const POLICY_KINDS = [
   'LabelGroup',
   'IpList',
   'UserGroup',
@@ -329,6 +329,7 @@ export const DOCUMENT_KINDS = [
   'Ruleset',
   'Settings',
 ] as const;
+export const DOCUMENT_KINDS = ['Workload', ...POLICY_KINDS] as const;
 
 export const policyDocument = z.discriminatedUnion('kind', [
   workloadDocument,

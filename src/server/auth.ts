@@ -28,23 +28,22 @@ export type Permission =
   /** No credential needed. */
   | 'public';
 
+const EVERYTHING: ReadonlySet<Permission> = new Set([
+  'read',
+  'estate:write',
+  'policy:write',
+  'policy:provision',
+  'agents:manage',
+  'keys:manage',
+]);
+
+/**
+ * The role matrix. Owner and admin hold the same permissions; what sets the owner apart is
+ * checked where it applies (only an owner creates or revokes an owner key).
+ */
 const ROLE_PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {
-  owner: new Set([
-    'read',
-    'estate:write',
-    'policy:write',
-    'policy:provision',
-    'agents:manage',
-    'keys:manage',
-  ]),
-  admin: new Set([
-    'read',
-    'estate:write',
-    'policy:write',
-    'policy:provision',
-    'agents:manage',
-    'keys:manage',
-  ]),
+  owner: EVERYTHING,
+  admin: EVERYTHING,
   'policy-editor': new Set(['read', 'policy:write']),
   'read-only': new Set(['read']),
 };

@@ -6,19 +6,12 @@
 import type { Policy, Workload } from '../policy/model.js';
 import { resolvePolicy, type ResolvedPolicy } from '../policy/resolve.js';
 import { policyFromDocuments } from '../policy-as-code/parse.js';
-import { policyDocument, type PolicyDocument } from '../policy-as-code/schema.js';
+import { POLICY_KINDS, policyDocument, type PolicyDocument } from '../policy-as-code/schema.js';
 import type { WorkloadRow } from '../store/schema.js';
 import type { Db } from '../store/store.js';
 
 /** The kinds the draft holds (workloads are the estate, not policy, and are not versioned). */
-export const POLICY_KINDS = [
-  'LabelGroup',
-  'IpList',
-  'UserGroup',
-  'Service',
-  'Ruleset',
-  'Settings',
-] as const;
+export { POLICY_KINDS };
 export type PolicyKind = (typeof POLICY_KINDS)[number];
 
 /** A stored document: what the user sent, validated, with its kind and name. */

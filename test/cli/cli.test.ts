@@ -2,19 +2,9 @@ import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../../src/cli/program.js';
+import { cli } from '../support/cli.js';
 
 const ESTATE = 'examples/estate';
-
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await runCli(argv, {
-    out: (s) => (out += s.endsWith('\n') ? s : `${s}\n`),
-    err: (s) => (err += s.endsWith('\n') ? s : `${s}\n`),
-  });
-  return { code, out, err };
-}
 
 describe('bulkhead decide', () => {
   it('allows a tier-to-tier flow and names the allow rule', async () => {

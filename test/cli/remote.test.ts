@@ -3,20 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../../src/cli/program.js';
+import { cli } from '../support/cli.js';
 import { buildServer } from '../../src/server/app.js';
 import { ensureOwnerKey } from '../../src/server/bootstrap.js';
 import { OWNER_KEY, testStore, type TestStore } from '../support/server.js';
-
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await runCli(argv, {
-    out: (s) => (out += s.endsWith('\n') ? s : `${s}\n`),
-    err: (s) => (err += s.endsWith('\n') ? s : `${s}\n`),
-  });
-  return { code, out, err };
-}
 
 describe('the CLI against a control plane over a real socket', () => {
   let ts: TestStore;
