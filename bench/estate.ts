@@ -8,6 +8,7 @@
  *
  * Everything is drawn from one seeded generator, so a size always builds the same estate.
  */
+import { mulberry32 } from '../src/random.js';
 import type {
   Actors,
   IpList,
@@ -47,17 +48,8 @@ export interface Estate {
   readonly stats: EstateStats;
 }
 
-/** mulberry32: small, fast, good enough for drawing labels. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The estate's random draws: seeded, so the same seed gives the same estate. */
+export const rng = mulberry32;
 
 /** Draws an index from cumulative weights. */
 function picker<T>(items: readonly T[], weights: readonly number[], random: () => number): () => T {

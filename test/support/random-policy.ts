@@ -28,18 +28,8 @@ import type {
   UserGroup,
   Workload,
 } from '../../src/policy/model.js';
+import { mulberry32 } from '../../src/random.js';
 
-/** mulberry32: a tiny, fast, well-mixed 32-bit PRNG; plenty for test-case generation. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export class Rng {
   private readonly next: () => number;
