@@ -30,7 +30,6 @@ import type {
 } from '../../src/policy/model.js';
 import { mulberry32 } from '../../src/random.js';
 
-
 export class Rng {
   private readonly next: () => number;
 

@@ -32,6 +32,10 @@ export function postgresDialect(options: PostgresOptions): StoreDialect {
         max: options.poolSize ?? 10,
         ...(schema ? { options: `-c search_path=${schema}` } : {}),
       });
+      // An idle connection that the server ends (a restart, a dropped database) is reported
+      // here; without a listener Node would crash the process. The pool discards that client
+      // and the next query opens a fresh connection, which reports any lasting problem.
+      pool.on('error', () => undefined);
       return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     },
     async isUniqueViolation(error: unknown) {
