@@ -225,6 +225,21 @@ export function describeActors(actors: ResolvedActors): string {
   return actors.label;
 }
 
+/** A workload's address as the kernel sees it, or null after reporting why it is not one. */
+function ownAddress(
+  w: Workload,
+  address: string,
+  index: number,
+  error: Report,
+): { family: IpFamily; value: bigint } | null {
+  try {
+    return addressValue(address);
+  } catch (e) {
+    error('Workload', w.name, `addresses[${index}]`, (e as Error).message);
+    return null;
+  }
+}
+
 /**
  * Resolves and validates a policy. Throws PolicyError listing every error found (not just
  * the first); warnings are returned on the result.
@@ -252,13 +267,8 @@ export function resolvePolicy(policy: Policy): ResolvedPolicy {
   const owners: Record<IpFamily, Map<bigint, Workload>> = { 4: new Map(), 6: new Map() };
   for (const w of policy.workloads) {
     w.addresses.forEach((a, i) => {
-      let parsed: { family: IpFamily; value: bigint };
-      try {
-        parsed = addressValue(a);
-      } catch (e) {
-        error('Workload', w.name, `addresses[${i}]`, (e as Error).message);
-        return;
-      }
+      const parsed = ownAddress(w, a, i, error);
+      if (!parsed) return;
       const other = owners[parsed.family].get(parsed.value);
       if (other && other !== w) {
         error(
@@ -540,13 +550,8 @@ export function updateWorkloads(
   }
   for (const w of replacement.values()) {
     w.addresses.forEach((a, i) => {
-      let parsed: { family: IpFamily; value: bigint };
-      try {
-        parsed = addressValue(a);
-      } catch (e) {
-        error('Workload', w.name, `addresses[${i}]`, (e as Error).message);
-        return;
-      }
+      const parsed = ownAddress(w, a, i, error);
+      if (!parsed) return;
       const claimer = claimed[parsed.family].get(parsed.value);
       let other = claimer;
       if (!other && !released[parsed.family].has(parsed.value)) other = base.workloadAt(a);

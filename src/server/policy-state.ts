@@ -75,6 +75,14 @@ export async function loadVersion(db: Db, version: number): Promise<StoredDocume
   return row ? (JSON.parse(row.objects) as StoredDocument[]) : null;
 }
 
+/** The active version and its documents (none active: no version, no documents). */
+export async function activePolicy(
+  db: Db,
+): Promise<{ version: number | null; documents: StoredDocument[] }> {
+  const version = await activeVersion(db);
+  return { version, documents: version ? ((await loadVersion(db, version)) ?? []) : [] };
+}
+
 /** The model from stored documents and the estate. The documents were validated on write. */
 export function policyOf(
   documents: readonly StoredDocument[],

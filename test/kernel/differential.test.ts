@@ -28,6 +28,7 @@ import type { Policy } from '../../src/policy/model.js';
 import { resolvePolicy, type ResolvedPolicy } from '../../src/policy/resolve.js';
 import {
   kernelLabUnavailable,
+  probeMatrix,
   startKernelLab,
   type KernelLab,
   type LabHostSpec,
@@ -57,28 +58,6 @@ function labHostsFor(policy: Policy): LabHostSpec[] {
     ...policy.workloads.map((w) => ({ name: w.name, addresses: w.addresses })),
     { name: OUTSIDE, addresses: OUTSIDER_ADDRESSES },
   ];
-}
-
-/**
- * Every ordered pair of same-family addresses on different hosts, on every pool port, over
- * TCP and UDP. Outsider to outsider is left out: no firewall judges it.
- */
-function probeMatrix(lab: KernelLab): Probe[] {
-  const probes: Probe[] = [];
-  const addresses = lab.hosts.flatMap((h) =>
-    h.addresses.map((address) => ({ host: h.name, address })),
-  );
-  for (const src of addresses) {
-    for (const dst of addresses) {
-      if (src.host === dst.host || (src.host === OUTSIDE && dst.host === OUTSIDE)) continue;
-      if (addressFamily(src.address) !== addressFamily(dst.address)) continue;
-      for (const port of PORT_POOL) {
-        for (const proto of PROTOCOLS)
-          probes.push({ from: src.address, to: dst.address, port, proto });
-      }
-    }
-  }
-  return probes;
 }
 
 /** Loads each enforcing workload's ruleset into its namespace; returns those workloads. */
@@ -361,7 +340,9 @@ describe.skipIf(unavailable !== null)(
         });
         const enforcing = await applyCompiledPolicy(lab, compiled);
 
-        const results = await lab.probe(probeMatrix(lab), { timeoutMs: PROBE_TIMEOUT_MS });
+        const results = await lab.probe(probeMatrix(lab, PORT_POOL, OUTSIDE), {
+          timeoutMs: PROBE_TIMEOUT_MS,
+        });
         const comparisons = results.map((result) => ({
           result,
           decision: decide(resolved, flowOf(resolved, result.probe)),

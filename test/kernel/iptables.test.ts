@@ -11,11 +11,11 @@ import { parsePolicyFiles } from '../../src/policy-as-code/parse.js';
 import { compilePolicy, type CompiledPolicy } from '../../src/policy/compile/endpoint.js';
 import { IPTABLES_JUMPS, renderIptables } from '../../src/policy/compile/iptables.js';
 import { decide } from '../../src/policy/decide.js';
-import { addressFamily } from '../../src/policy/addresses.js';
 import { resolvePolicy, type ResolvedPolicy } from '../../src/policy/resolve.js';
 import { OUTSIDER_ADDRESSES, PORT_POOL, randomPolicy } from '../support/random-policy.js';
 import {
   kernelLabUnavailable,
+  probeMatrix,
   startKernelLab,
   type KernelLab,
   type LabHost,
@@ -325,19 +325,7 @@ describe.skipIf(skip !== null)('iptables backend in the kernel, random policies'
       await lab.applyFirewalls(async (host) => {
         if (host.name !== OUTSIDE) await applyIptables(compiled, host);
       });
-      const probes: Probe[] = [];
-      const addresses = lab.hosts.flatMap((h) =>
-        h.addresses.map((address) => ({ host: h.name, address })),
-      );
-      for (const src of addresses) {
-        for (const dst of addresses) {
-          if (src.host === dst.host || (src.host === OUTSIDE && dst.host === OUTSIDE)) continue;
-          if (addressFamily(src.address) !== addressFamily(dst.address)) continue;
-          for (const port of PORT_POOL)
-            for (const proto of ['tcp', 'udp'] as const)
-              probes.push({ from: src.address, to: dst.address, port, proto });
-        }
-      }
+      const probes = probeMatrix(lab, PORT_POOL, OUTSIDE);
       const first = await lab.probe(probes);
       const suspects = first.filter((r) => r.verdict !== expectedVerdict(resolved, r.probe));
       // A disagreement is measured again, slower, before it counts.

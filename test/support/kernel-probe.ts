@@ -496,3 +496,26 @@ function makeLab(
     },
   };
 }
+
+/**
+ * Every ordered pair of same-family addresses on different hosts, on every port, over TCP
+ * and UDP. Between two addresses of `outside` (a host with no firewall) nothing is judged,
+ * so those pairs are left out.
+ */
+export function probeMatrix(lab: KernelLab, ports: readonly number[], outside: string): Probe[] {
+  const probes: Probe[] = [];
+  const addresses = lab.hosts.flatMap((h) =>
+    h.addresses.map((address) => ({ host: h.name, address })),
+  );
+  for (const src of addresses) {
+    for (const dst of addresses) {
+      if (src.host === dst.host || (src.host === outside && dst.host === outside)) continue;
+      if (addressFamily(src.address) !== addressFamily(dst.address)) continue;
+      for (const port of ports) {
+        for (const proto of ['tcp', 'udp'] as const)
+          probes.push({ from: src.address, to: dst.address, port, proto });
+      }
+    }
+  }
+  return probes;
+}

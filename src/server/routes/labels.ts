@@ -9,19 +9,13 @@ import { parse } from 'csv-parse/sync';
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { addressValue } from '../../policy/addresses.js';
-import { PolicyError } from '../../policy/issues.js';
 import { ENFORCEMENT_MODES } from '../../policy/model.js';
 import type { Db } from '../../store/store.js';
 import { change } from '../change.js';
 import { redistribute } from '../distribution.js';
 import { errors } from '../errors.js';
-import {
-  activeVersion,
-  loadDraft,
-  loadVersion,
-  loadWorkloads,
-  resolveStored,
-} from '../policy-state.js';
+import { loadWorkloads } from '../policy-state.js';
+import { requireEstateResolvable } from './policy.js';
 import type { RouteOptions } from '../context.js';
 
 /** Largest CSV accepted, in bytes. */
@@ -357,29 +351,7 @@ export const labelRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ct
             });
         }
         // The draft and the active version must both still resolve over the new labels.
-        const workloads = await loadWorkloads(trx);
-        const version = await activeVersion(trx);
-        const checks = [
-          { what: 'the draft', docs: await loadDraft(trx) },
-          ...(version
-            ? [{ what: `active version ${version}`, docs: (await loadVersion(trx, version)) ?? [] }]
-            : []),
-        ];
-        for (const { what, docs } of checks) {
-          try {
-            resolveStored(docs, workloads);
-          } catch (e) {
-            if (!(e instanceof PolicyError)) throw e;
-            throw errors.invalidPolicy(
-              e.issues
-                .filter((i) => i.severity === 'error')
-                .map((i) => ({
-                  path: `${what}: ${i.kind} "${i.name}"${i.path ? `.${i.path}` : ''}`,
-                  message: i.message,
-                })),
-            );
-          }
-        }
+        await requireEstateResolvable(trx);
         return { plan, announced: await redistribute(trx, ctx.compileCache) };
       });
       ctx.policies.announce(announced);

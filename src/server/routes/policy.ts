@@ -16,9 +16,8 @@ import type { Principal } from '../auth.js';
 import { change, type Audit } from '../change.js';
 import { errors, type ErrorDetail } from '../errors.js';
 import {
-  activeVersion,
+  activePolicy,
   loadDraft,
-  loadVersion,
   loadWorkloads,
   POLICY_KINDS,
   resolveStored,
@@ -84,14 +83,8 @@ export function requireResolvable(
 export async function requireEstateResolvable(db: Db): Promise<void> {
   const workloads = await loadWorkloads(db);
   requireResolvable(await loadDraft(db), workloads, 'the draft');
-  const version = await activeVersion(db);
-  if (version) {
-    requireResolvable(
-      (await loadVersion(db, version)) ?? [],
-      workloads,
-      `active policy version ${version}`,
-    );
-  }
+  const { version, documents } = await activePolicy(db);
+  if (version) requireResolvable(documents, workloads, `active policy version ${version}`);
 }
 
 /**

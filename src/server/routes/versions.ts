@@ -17,6 +17,7 @@ import { change } from '../change.js';
 import { compiledBody, redistribute, type CompileCache } from '../distribution.js';
 import { errors } from '../errors.js';
 import {
+  activePolicy,
   activeVersion,
   loadDraft,
   loadVersion,
@@ -50,8 +51,7 @@ const sameDocuments = (a: readonly StoredDocument[], b: readonly StoredDocument[
 
 /** The diff between the active version and `target`, and the workloads whose policy changes. */
 async function preview(db: Db, target: readonly StoredDocument[]) {
-  const version = await activeVersion(db);
-  const active = version ? ((await loadVersion(db, version)) ?? []) : [];
+  const { version, documents: active } = await activePolicy(db);
   const workloads = await loadWorkloads(db);
   requireResolvable(target, workloads);
   const before = resolveStored(active, workloads);
@@ -271,8 +271,7 @@ export const versionRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
       const { message } = request.body;
       const { version, changed } = await change(ctx, request, async (trx, audit) => {
         const draft = await loadDraft(trx);
-        const activeNow = await activeVersion(trx);
-        const active = activeNow ? ((await loadVersion(trx, activeNow)) ?? []) : [];
+        const { version: activeNow, documents: active } = await activePolicy(trx);
         if (sameDocuments(active, draft))
           throw errors.conflict(
             activeNow
@@ -328,8 +327,7 @@ export const versionRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
       const { version, changed } = await change(ctx, request, async (trx, audit) => {
         const documents = await loadVersion(trx, target);
         if (!documents) throw errors.notFound('policy version', String(target));
-        const activeNow = await activeVersion(trx);
-        const active = activeNow ? ((await loadVersion(trx, activeNow)) ?? []) : [];
+        const { version: activeNow, documents: active } = await activePolicy(trx);
         if (sameDocuments(active, documents))
           throw errors.conflict(
             `nothing to roll back: active version ${activeNow} already has the content of version ${target}`,
