@@ -98,7 +98,14 @@ export const ackBody = z.strictObject({
 });
 
 export const MAX_SUMMARIES = 5000;
-const isoTime = z.iso.datetime({ offset: true });
+const CANONICAL_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+/**
+ * An ISO 8601 time with an offset, turned into UTC ISO text (how times are stored, so they
+ * sort as text); most agents already send exactly that, which is passed through as it is.
+ */
+const isoTime = z.iso
+  .datetime({ offset: true })
+  .transform((text) => (CANONICAL_TIME.test(text) ? text : new Date(text).toISOString()));
 export const flowSummary = z
   .strictObject({
     src: address,
@@ -112,7 +119,8 @@ export const flowSummary = z
     bytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
     decision: z.enum(['allowed', 'blocked', 'potentially-blocked']).optional(),
   })
-  .refine((s) => Date.parse(s.lastSeen) >= Date.parse(s.firstSeen), {
+  // Both are canonical UTC text by now, so text order is time order.
+  .refine((s) => s.lastSeen >= s.firstSeen, {
     message: 'lastSeen is before firstSeen',
     path: ['lastSeen'],
   });

@@ -500,6 +500,64 @@ describe.each(STORE_KINDS)('agent channel on %s', (kind) => {
     expect(await count(s, 'flow_summaries')).toBe(before + 5000);
   });
 
+  it.skipIf(skip)(
+    'stores every field of a summary as sent, whatever its process name holds',
+    async () => {
+      const { code } = await makeCode(s, await makeProfile(s));
+      const a = await paired(s, code, 'a-1', ['10.0.0.1']);
+      const base = {
+        src: '10.0.0.1',
+        dst: '2001:db8::7',
+        proto: 'udp',
+        firstSeen: '2026-01-01T01:00:00+01:00',
+        lastSeen: '2026-01-01T00:00:01Z',
+        connections: 0,
+        bytes: Number.MAX_SAFE_INTEGER,
+      };
+      // Characters that COPY's text format must escape, and a summary without the optional fields.
+      const processes = ['tab\there', 'back\\slash', 'line\nbreak\r', '\\N', 'plain'];
+      const summaries = [
+        ...processes.map((process, i) => ({
+          ...base,
+          dport: 53 + i,
+          process,
+          decision: 'blocked',
+        })),
+        { ...base, proto: 'icmp' },
+      ];
+      const sent = await s.call({
+        method: 'POST',
+        url: '/api/v1/agent/flows',
+        token: a.credential,
+        payload: { batchId: 'odd', summaries },
+      });
+      expect(sent.json()).toMatchObject({ accepted: 6, duplicate: false });
+      const rows = await s.store.db
+        .selectFrom('flow_summaries')
+        .select(['src', 'dst', 'proto', 'dport', 'process', 'first_seen', 'last_seen'])
+        .select(['connections', 'bytes', 'decision', 'workload', 'batch_id'])
+        .orderBy('id')
+        .execute();
+      expect(rows.map((r) => ({ ...r, bytes: Number(r.bytes) }))).toEqual([
+        ...processes.map((process, i) => ({
+          src: '10.0.0.1',
+          dst: '2001:db8::7',
+          proto: 'udp',
+          dport: 53 + i,
+          process,
+          first_seen: '2026-01-01T00:00:00.000Z',
+          last_seen: '2026-01-01T00:00:01.000Z',
+          connections: 0,
+          bytes: Number.MAX_SAFE_INTEGER,
+          decision: 'blocked',
+          workload: 'a-1',
+          batch_id: 'odd',
+        })),
+        expect.objectContaining({ proto: 'icmp', dport: null, process: null, decision: null }),
+      ]);
+    },
+  );
+
   it.skipIf(skip)('updates addresses and users from inventory, auditing only changes', async () => {
     const { code } = await makeCode(s, await makeProfile(s));
     const a = await paired(s, code, 'a-1', ['10.0.0.1']);

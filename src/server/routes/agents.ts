@@ -8,7 +8,7 @@
  * ETag, acknowledged), and flow-summary batches. An agent can reach only its own workload's
  * data; an API key cannot use the agent channel at all.
  */
-import { insertFlowSummaries } from '../../store/flows.js';
+import { appendFlowBatch } from '../../store/flows.js';
 import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -33,14 +33,7 @@ import type { RouteOptions } from '../context.js';
 
 /** How often an agent without an open event stream should poll its policy. */
 export const POLL_INTERVAL_SECONDS = 30;
-/** Rows per INSERT when storing flow summaries (well under both stores' parameter limits). */
 const DAY = 86_400;
-const CANONICAL_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
-
-/** Times are stored as UTC ISO text so they sort; most agents already send exactly that. */
-function utcTime(text: string): string {
-  return CANONICAL_TIME.test(text) ? text : new Date(text).toISOString();
-}
 
 // ---------------------------------------------------------------- views
 
@@ -839,36 +832,30 @@ export const agentRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ct
       // No look-up first: the batch row's primary key decides, so a retry costs one
       // failed insert and a fresh batch no extra query.
       try {
-        await ctx.store.transaction(async (trx) => {
-          await trx
-            .insertInto('flow_batches')
-            .values({
-              agent_id: agentId,
-              batch_id: batchId,
-              received_at: new Date().toISOString(),
-              summaries: summaries.length,
-            })
-            .execute();
-          await insertFlowSummaries(
-            trx,
-            ctx.store.dialect,
-            summaries.map((s) => ({
-              agent_id: agentId,
-              batch_id: batchId,
-              workload,
-              src: s.src,
-              dst: s.dst,
-              proto: s.proto,
-              dport: s.dport ?? null,
-              process: s.process ?? null,
-              first_seen: utcTime(s.firstSeen),
-              last_seen: utcTime(s.lastSeen),
-              connections: s.connections,
-              bytes: s.bytes,
-              decision: s.decision ?? null,
-            })),
-          );
-        });
+        await appendFlowBatch(
+          ctx.store,
+          {
+            agent_id: agentId,
+            batch_id: batchId,
+            received_at: new Date().toISOString(),
+            summaries: summaries.length,
+          },
+          summaries.map((s) => ({
+            agent_id: agentId,
+            batch_id: batchId,
+            workload,
+            src: s.src,
+            dst: s.dst,
+            proto: s.proto,
+            dport: s.dport ?? null,
+            process: s.process ?? null,
+            first_seen: s.firstSeen,
+            last_seen: s.lastSeen,
+            connections: s.connections,
+            bytes: s.bytes,
+            decision: s.decision ?? null,
+          })),
+        );
       } catch (e) {
         // The batch is already stored (a retry, perhaps a concurrent one): it stays stored once.
         const raced = await known();

@@ -4,6 +4,7 @@
  * migrations, transactions) is written once against Kysely.
  */
 import type { Kysely } from 'kysely';
+import type pg from 'pg';
 import type { MigrationContext } from '../migrations/context.js';
 import type { Database } from '../schema.js';
 
@@ -28,6 +29,11 @@ export interface StoreDialect {
    * so a statement run on it inside a Kysely transaction belongs to that transaction.
    */
   sqliteConnection(): SqliteConnection | null;
+  /**
+   * The PostgreSQL pool behind Kysely, for the one bulk write that needs COPY (flow
+   * summaries), which Kysely cannot issue; null for SQLite.
+   */
+  postgresPool(): pg.Pool | null;
 }
 
 /** The part of a better-sqlite3 connection the store uses directly. */

@@ -21,13 +21,14 @@ export function postgresDialect(options: PostgresOptions): StoreDialect {
   if (schema !== undefined && !SCHEMA_NAME.test(schema)) {
     throw new Error(`postgres schema "${schema}" must be lower-case letters, digits and _`);
   }
+  let pool: pg.Pool | null = null;
   return {
     name: 'postgres',
     location: `${options.url.replace(/\/\/[^@/]*@/, '//***@')}${schema ? ` (schema ${schema})` : ''}`,
     migration: { autoIdType: 'bigserial', autoIncrement: (c) => c },
     migrationSchema: schema ?? 'public',
     open(): Kysely<Database> {
-      const pool = new pg.Pool({
+      pool = new pg.Pool({
         connectionString: options.url,
         max: options.poolSize ?? 10,
         ...(schema ? { options: `-c search_path=${schema}` } : {}),
@@ -42,6 +43,7 @@ export function postgresDialect(options: PostgresOptions): StoreDialect {
       return Promise.resolve((error as { code?: string }).code === '23505');
     },
     sqliteConnection: () => null,
+    postgresPool: () => pool,
     async check(db) {
       if (schema) await sql`create schema if not exists ${sql.id(schema)}`.execute(db);
       await sql`select 1`.execute(db);

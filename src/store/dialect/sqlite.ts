@@ -29,6 +29,7 @@ export function sqliteDialect(file: string): StoreDialect {
       );
     },
     sqliteConnection: () => connection,
+    postgresPool: () => null,
     async check(db) {
       await sql`select 1`.execute(db);
     },

@@ -4,12 +4,14 @@
  */
 import type { Kysely, Migration, MigrationProvider } from 'kysely';
 import * as initial from './001-initial.js';
+import * as flowLog from './002-flow-log.js';
 import type { MigrationContext } from './context.js';
 
 type MigrationModule = { up(db: Kysely<unknown>, ctx: MigrationContext): Promise<void> };
 
 const MIGRATIONS: Record<string, MigrationModule> = {
   '001-initial': initial,
+  '002-flow-log': flowLog,
 };
 
 export function migrationProvider(ctx: MigrationContext): MigrationProvider {
