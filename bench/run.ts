@@ -2,10 +2,20 @@
  * `npm run build && npm run bench`: builds synthetic estates, compiles them, and prints the
  * figures with the naive baseline measured in the same run.
  *
- *   --only compile|api      one benchmark (default: both, compile first)
+ *   --only compile|api|datapath|generate|lab  one benchmark (default: compile then api; datapath
+ *                           and lab need root)
  *   --agents 1k,10k         api: simulated agents (default 1k,10k)
  *   --seconds N             api: how long to drive each store (default 10)
  *   --connections N         api: concurrent connections of the load generator (default 8)
+ *   --peers 10,100k         datapath: peer-set sizes compared (default 10,100k); --seconds
+ *                           (default 3), --connections (default 48) and --runs (rounds, default 7)
+ *                           apply to it too
+ *   --flows 10k,100k,1m     generate: flow summaries per size (default 10k,100k,1m); --runs and
+ *                           --seed apply to it too
+ *   --granularity G         generate: env, app, tier, service (default) or process
+ *   --rate N                lab: new connections/s driven at one agent's workload (default 1000);
+ *                           --runs (provisions timed, default 8) and --seconds (load, default 25)
+ *                           apply to it too
  *   --sizes 1k/5k,10k/50k   workload/rule pairs; a bare `10k` means every rule count for it
  *   --runs N                timed resolve + compile repetitions per size (default by size)
  *   --quick                 small sizes, one run each, a short naive budget
@@ -23,6 +33,10 @@ import { cpus, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { apiReport, runApiBench } from './api.js';
+import { datapathReport, runDatapathBench } from './datapath.js';
+import { countLabel, generateReport, runGenerateBench } from './generate.js';
+import { DEFAULT_LAB_OPTIONS, labReport, runLabBench } from './lab.js';
+import { GRANULARITIES, type Granularity } from '../src/policy/generate/index.js';
 import {
   benchSize,
   label,
@@ -45,7 +59,13 @@ const QUICK_SIZES: readonly SizeSpec[] = [
 ];
 
 interface Args {
-  only: 'compile' | 'api' | 'all';
+  only: 'compile' | 'api' | 'datapath' | 'generate' | 'lab' | 'all';
+  rate: number | null;
+  flows: number[];
+  granularity: Granularity;
+  peers: number[];
+  /** Options given on the command line (the datapath bench has its own defaults). */
+  given: Set<string>;
   agents: number[];
   seconds: number;
   connections: number;
@@ -74,6 +94,11 @@ function parseSizes(text: string): SizeSpec[] {
 function parseArgs(argv: readonly string[]): Args {
   const args: Args = {
     only: 'all',
+    rate: null,
+    flows: [10_000, 100_000, 1_000_000],
+    granularity: 'service',
+    peers: [10, 100_000],
+    given: new Set(),
     agents: [1_000, 10_000],
     seconds: 10,
     connections: 8,
@@ -90,6 +115,7 @@ function parseArgs(argv: readonly string[]): Args {
   let sizesGiven = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
+    args.given.add(a);
     const value = (): string => {
       const v = argv[++i];
       if (v === undefined) throw new Error(`${a} needs a value`);
@@ -98,19 +124,41 @@ function parseArgs(argv: readonly string[]): Args {
     switch (a) {
       case '--only': {
         const only = value();
-        if (only !== 'compile' && only !== 'api')
-          throw new Error(`unknown benchmark "${only}" (compile, api)`);
+        if (
+          only !== 'compile' &&
+          only !== 'api' &&
+          only !== 'datapath' &&
+          only !== 'generate' &&
+          only !== 'lab'
+        )
+          throw new Error(`unknown benchmark "${only}" (compile, api, datapath, generate, lab)`);
         args.only = only;
+        break;
+      }
+      case '--flows':
+        args.flows = value().split(',').filter(Boolean).map(parseCount);
+        break;
+      case '--granularity': {
+        const g = value();
+        if (!(GRANULARITIES as readonly string[]).includes(g))
+          throw new Error(`unknown granularity "${g}" (${GRANULARITIES.join(', ')})`);
+        args.granularity = g as Granularity;
         break;
       }
       case '--agents':
         args.agents = value().split(',').filter(Boolean).map(parseCount);
+        break;
+      case '--rate':
+        args.rate = Number(value());
         break;
       case '--seconds':
         args.seconds = Number(value());
         break;
       case '--connections':
         args.connections = Number(value());
+        break;
+      case '--peers':
+        args.peers = value().split(',').filter(Boolean).map(parseCount);
         break;
       case '--sizes':
         args.sizes = parseSizes(value());
@@ -143,7 +191,7 @@ function parseArgs(argv: readonly string[]): Args {
       case '--help':
       case '-h':
         console.log(
-          'usage: npm run bench -- [--only compile|api] [--agents 1k,10k] [--seconds N] [--connections N] [--sizes 1k/5k,10k] [--runs N] [--quick] [--no-render] [--naive-budget-ms N] [--render-budget-ms N] [--seed N] [--json FILE]',
+          'usage: npm run bench -- [--only compile|api|datapath|generate|lab] [--rate N] [--flows 10k,100k,1m] [--granularity G] [--agents 1k,10k] [--seconds N] [--connections N] [--peers 10,100k] [--sizes 1k/5k,10k] [--runs N] [--quick] [--no-render] [--naive-budget-ms N] [--render-budget-ms N] [--seed N] [--json FILE]',
         );
         process.exit(0);
         break;
@@ -402,7 +450,7 @@ async function main(): Promise<void> {
     );
     console.log(`\nresults written to ${file}`);
   };
-  if (args.only !== 'api') {
+  if (args.only === 'all' || args.only === 'compile') {
     console.log(
       `compile: sizes ${args.sizes.map((s) => `${label(s.workloads)}/${label(s.rules)}`).join(', ')}`,
     );
@@ -415,7 +463,7 @@ async function main(): Promise<void> {
     console.log(report(results));
     write('compile', { seed: args.seed, results });
   }
-  if (args.only !== 'compile') {
+  if (args.only === 'all' || args.only === 'api') {
     const options = {
       agents: args.agents,
       batchSize: 500,
@@ -430,6 +478,55 @@ async function main(): Promise<void> {
     console.log('');
     console.log(apiReport(results, options.batchSize));
     write('api', { options, results });
+  }
+  if (args.only === 'datapath') {
+    const options = {
+      peers: args.peers,
+      seconds: args.given.has('--seconds') ? args.seconds : 3,
+      warmupSeconds: 0.5,
+      concurrency: args.given.has('--connections') ? args.connections : 48,
+      rounds: args.runs ?? 7,
+      seed: args.seed,
+    };
+    console.log(
+      `\ndatapath: peer sets of ${options.peers.map(label).join(', ')} addresses, ${options.concurrency} connections in flight, ${options.seconds} s per run, ${options.rounds} rounds`,
+    );
+    const result = await runDatapathBench(options, (line) => console.log(`  ${line}`));
+    console.log('');
+    console.log(datapathReport(result));
+    write('datapath', result);
+  }
+  if (args.only === 'generate') {
+    const options = {
+      flows: args.flows,
+      granularity: args.granularity,
+      workloads: 10_000,
+      runs: args.runs,
+      seed: args.seed,
+    };
+    console.log(
+      `\ngenerate: ${options.flows.map(countLabel).join(', ')} flow summaries, ${options.granularity} granularity`,
+    );
+    const result = runGenerateBench(options, (line) => console.log(`  ${line}`));
+    console.log('');
+    console.log(generateReport(result));
+    write('generate', result);
+  }
+  if (args.only === 'lab') {
+    const options = {
+      ...DEFAULT_LAB_OPTIONS,
+      ...(args.runs !== null ? { provisions: args.runs } : {}),
+      ...(args.given.has('--seconds') ? { loadSeconds: args.seconds } : {}),
+      ...(args.rate !== null ? { rate: args.rate } : {}),
+    };
+    console.log(
+      `
+lab: 50 workloads with agents; ${options.provisions} provisions, then ${options.rate} new connections/s for ${options.loadSeconds} s`,
+    );
+    const result = await runLabBench(options, (line) => console.log(`  ${line}`));
+    console.log('');
+    console.log(labReport(result));
+    write('lab', result);
   }
 }
 

@@ -1,14 +1,36 @@
 import { Command, CommanderError } from 'commander';
-import { PolicyFilesError } from '../policy-as-code/parse.js';
-import { registerDecide } from './commands/decide.js';
-import { registerImport } from './commands/import.js';
-import { registerPolicy } from './commands/policy.js';
-import { registerResources } from './commands/resources.js';
-import { registerServer } from './commands/server.js';
 import { CliError, type CliIo } from './io.js';
 import { VERSION } from '../version.js';
 
-export function createProgram(io: CliIo): Command {
+type Register = (program: Command, io: CliIo) => void;
+
+/**
+ * Every top-level command, and where it is registered. A command's module is imported only
+ * when that command runs (or when help lists them all), so `bulkhead agent` never loads the
+ * control plane's stack and `bulkhead server` never loads the agent's.
+ */
+const COMMANDS: readonly { names: readonly string[]; load: () => Promise<Register> }[] = [
+  { names: ['agent'], load: async () => (await import('./commands/agent.js')).registerAgent },
+  { names: ['decide'], load: async () => (await import('./commands/decide.js')).registerDecide },
+  { names: ['import'], load: async () => (await import('./commands/import.js')).registerImport },
+  { names: ['lab'], load: async () => (await import('./commands/lab.js')).registerLab },
+  { names: ['policy'], load: async () => (await import('./commands/policy.js')).registerPolicy },
+  { names: ['server'], load: async () => (await import('./commands/server.js')).registerServer },
+  {
+    names: ['apply', 'get', 'diff', 'provision', 'rollback'],
+    load: async () => (await import('./commands/resources.js')).registerResources,
+  },
+];
+
+/** The commands `argv` needs: the one it names, or all of them (help, a typo). */
+function commandsFor(argv: readonly string[] | undefined): typeof COMMANDS {
+  const first = argv?.find((a) => !a.startsWith('-'));
+  const named = COMMANDS.find((c) => first !== undefined && c.names.includes(first));
+  return named ? [named] : COMMANDS;
+}
+
+/** The program, with the commands `argv` needs registered (every command without argv). */
+export async function createProgram(io: CliIo, argv?: readonly string[]): Promise<Command> {
   const program = new Command('bulkhead')
     .description(
       'Bulkhead: microsegmentation. See which workloads talk, label them, write allow-list policy, enforce it on every host.',
@@ -17,11 +39,8 @@ export function createProgram(io: CliIo): Command {
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .exitOverride();
-  registerDecide(program, io);
-  registerImport(program, io);
-  registerPolicy(program, io);
-  registerServer(program, io);
-  registerResources(program, io);
+  const registers = await Promise.all(commandsFor(argv).map((c) => c.load()));
+  for (const register of registers) register(program, io);
   for (const cmd of program.commands) {
     cmd.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
     for (const sub of cmd.commands)
@@ -35,7 +54,8 @@ export function createProgram(io: CliIo): Command {
 /** Runs the CLI and returns its exit code; never calls process.exit (the caller does). */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   try {
-    await createProgram(io).parseAsync(argv, { from: 'user' });
+    const program = await createProgram(io, argv);
+    await program.parseAsync(argv, { from: 'user' });
     return 0;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
@@ -43,6 +63,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       io.err(`bulkhead: ${e.message}`);
       return e.exitCode;
     }
+    // Loaded only here: most commands never read policy files.
+    const { PolicyFilesError } = await import('../policy-as-code/parse.js');
     if (e instanceof PolicyFilesError) {
       io.err(e.message);
       return 1;

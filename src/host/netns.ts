@@ -26,20 +26,52 @@ export interface HostSpec {
   readonly addresses: readonly string[];
 }
 
+export interface NetworkOptions {
+  /**
+   * Addresses (with prefix length) for the bridge itself, so the root namespace (a control
+   * plane, say) is on the hosts' link. None by default: the hosts only see each other.
+   */
+  readonly bridgeAddresses?: readonly string[];
+}
+
 const ip = (...args: string[]) => run(['ip', ...args]);
+const noDad = (a: string) => (a.includes(':') ? ['nodad'] : []);
+
+/** The network namespaces whose name starts with `prefix`. */
+export async function namespacesWithPrefix(prefix: string): Promise<string[]> {
+  const { stdout } = await run(['ip', '-o', 'netns', 'list']);
+  return stdout
+    .split('\n')
+    .map((line) => line.split(' ')[0] ?? '')
+    .filter((ns) => ns !== '' && ns.startsWith(prefix));
+}
+
+/** The links in the root namespace whose name starts with `prefix`. */
+export async function linksWithPrefix(prefix: string): Promise<string[]> {
+  const { stdout } = await run(['ip', '-o', 'link', 'show']);
+  const links: string[] = [];
+  for (const line of stdout.split('\n')) {
+    const m = /^\d+: ([^:@]+)/.exec(line);
+    if (m?.[1]?.startsWith(prefix)) links.push(m[1]);
+  }
+  return links;
+}
+
+/** The processes running inside a namespace (none when it is already gone). */
+export async function pidsInNamespace(netns: string): Promise<number[]> {
+  const { stdout } = await run(['ip', 'netns', 'pids', netns], { okCodes: [0, 1] });
+  return stdout
+    .split('\n')
+    .filter((line) => /^\d+$/.test(line.trim()))
+    .map((line) => Number(line.trim()));
+}
 
 /** Removes every namespace and link whose name starts with `prefix` (idempotent). */
 export async function destroyByPrefix(prefix: string): Promise<void> {
-  const { stdout } = await run(['ip', '-o', 'netns', 'list']);
-  for (const line of stdout.split('\n')) {
-    const ns = line.split(' ')[0];
-    if (ns && ns.startsWith(prefix)) await run(['ip', 'netns', 'del', ns], { okCodes: [0, 1] });
-  }
-  const links = await run(['ip', '-o', 'link', 'show']);
-  for (const line of links.stdout.split('\n')) {
-    const m = /^\d+: ([^:@]+)/.exec(line);
-    if (m?.[1]?.startsWith(prefix)) await run(['ip', 'link', 'del', m[1]], { okCodes: [0, 1] });
-  }
+  for (const ns of await namespacesWithPrefix(prefix))
+    await run(['ip', 'netns', 'del', ns], { okCodes: [0, 1] });
+  for (const link of await linksWithPrefix(prefix))
+    await run(['ip', 'link', 'del', link], { okCodes: [0, 1] });
 }
 
 /**
@@ -49,14 +81,17 @@ export async function destroyByPrefix(prefix: string): Promise<void> {
 export async function createNetwork(
   prefix: string,
   hosts: readonly HostSpec[],
+  options: NetworkOptions = {},
 ): Promise<NetnsNetwork> {
   if (prefix.length > 6) throw new Error(`netns prefix "${prefix}" is longer than 6 characters`);
   await destroyByPrefix(prefix);
   const bridge = `${prefix}br`;
-  await ip('link', 'add', bridge, 'type', 'bridge');
-  await ip('link', 'set', bridge, 'up');
   const built: NetnsHost[] = [];
   try {
+    await ip('link', 'add', bridge, 'type', 'bridge');
+    for (const a of options.bridgeAddresses ?? [])
+      await ip('addr', 'add', a, 'dev', bridge, ...noDad(a));
+    await ip('link', 'set', bridge, 'up');
     for (const [i, host] of hosts.entries()) {
       const netns = `${prefix}${host.name}`;
       const outer = `${prefix}v${i}`;
@@ -65,16 +100,7 @@ export async function createNetwork(
       await ip('link', 'set', outer, 'master', bridge, 'up');
       await ip('-n', netns, 'link', 'set', 'lo', 'up');
       for (const a of host.addresses) {
-        await ip(
-          '-n',
-          netns,
-          'addr',
-          'add',
-          a,
-          'dev',
-          'eth0',
-          ...(a.includes(':') ? ['nodad'] : []),
-        );
+        await ip('-n', netns, 'addr', 'add', a, 'dev', 'eth0', ...noDad(a));
       }
       await ip('-n', netns, 'link', 'set', 'eth0', 'up');
       built.push({

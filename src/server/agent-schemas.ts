@@ -155,3 +155,31 @@ export function inventoryAddresses(inventory: Pick<Inventory, 'interfaces'>): st
   }
   return [...out];
 }
+
+/** An agent found its firewall table changed behind its back (and what it did about it). */
+export const tamperBody = z.strictObject({
+  detectedAt: isoTime,
+  table: z.string().min(1).max(64),
+  kind: z.enum(['missing', 'changed']),
+  differences: z.array(z.string().min(1).max(512)).min(1).max(50),
+  restored: z.boolean(),
+  error: z.string().max(4096).optional(),
+  revision: z.number().int().min(0).optional(),
+  policyVersion: z.number().int().min(0).optional(),
+});
+export type TamperBody = z.infer<typeof tamperBody>;
+
+/** An agent had to drop flow batches (its spool was full while the control plane was away). */
+export const flowsDroppedBody = z
+  .strictObject({
+    batches: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+    summaries: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+    firstDroppedAt: isoTime,
+    lastDroppedAt: isoTime,
+    reason: z.string().min(1).max(512),
+  })
+  .refine((b) => Date.parse(b.lastDroppedAt) >= Date.parse(b.firstDroppedAt), {
+    message: 'lastDroppedAt is before firstDroppedAt',
+    path: ['lastDroppedAt'],
+  });
+export type FlowsDroppedBody = z.infer<typeof flowsDroppedBody>;

@@ -6,9 +6,10 @@
  * callback per host (nft, iptables-restore, ...), then asks for a matrix of probes and gets
  * back, per probe, whether the connection was allowed or blocked, and the evidence.
  *
- * Each host runs ONE long-lived Node helper inside its namespace that both serves every
- * listener (TCP accepts; UDP echoes, so a delivered datagram is told apart from a dropped
- * one) and sends the probes that originate there. Probes run concurrently with a short
+ * Each host runs ONE long-lived prober inside its namespace (src/lab/prober.ts, shared with
+ * `bulkhead lab probe`) that both serves every listener (TCP accepts; UDP echoes, so a
+ * delivered datagram is told apart from a dropped one) and sends the probes that originate
+ * there. Probes run concurrently with a short
  * timeout, so a matrix of a thousand probes takes about a second.
  *
  * Safety: every address must lie in 198.18.0.0/15 or 2001:db8::/64, every probe must go
@@ -17,13 +18,19 @@
  * holds a lock on its prefix while it lives, so concurrent runs take turns instead of
  * destroying each other's namespaces.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { createInterface } from 'node:readline';
+import { spawn } from 'node:child_process';
 import { AddressSet, addressFamily, canonicalAddress } from '../../src/policy/addresses.js';
 import { createNetwork, destroyByPrefix, type NetnsNetwork } from '../../src/host/netns.js';
 import { hasCommand, run } from '../../src/host/run.js';
+import { LAB_IPV4_RANGE, LAB_IPV6_RANGE } from '../../src/lab/addressing.js';
+import {
+  Prober,
+  type Probe,
+  type ProbeEvidence,
+  type ProbeProtocol,
+} from '../../src/lab/prober.js';
 
-export type ProbeProtocol = 'tcp' | 'udp';
+export type { Probe, ProbeEvidence, ProbeProtocol };
 
 export interface LabHostSpec {
   readonly name: string;
@@ -57,29 +64,17 @@ export interface LabHost {
 /** Puts one host's firewall in place (or removes it); runs inside no particular namespace. */
 export type ApplyFirewall = (host: LabHost) => Promise<void>;
 
-export interface Probe {
-  /** Source address; it picks the source host. */
-  readonly from: string;
-  /** Destination address; it must belong to a lab host. */
-  readonly to: string;
-  readonly port: number;
-  readonly proto: ProbeProtocol;
-}
-
 export type ProbeVerdict = 'allowed' | 'blocked';
-
-/**
- * How the verdict was reached. allowed: a TCP handshake completed, a UDP reply came back.
- * blocked: nothing came back in time (a drop on either side), the source's own firewall
- * refused to send (EPERM), or a firewall rejected it (refused / unreachable; never a
- * missing listener, since every probed port has one).
- */
-export type ProbeEvidence =
-  'connected' | 'replied' | 'timeout' | 'refused-locally' | 'refused' | 'unreachable';
 
 export interface ProbeResult {
   readonly probe: Probe;
   readonly verdict: ProbeVerdict;
+  /**
+   * How the verdict was reached. allowed: a TCP handshake completed, a UDP reply came back.
+   * blocked: nothing came back in time (a drop on either side), the source's own firewall
+   * refused to send (EPERM), or a firewall rejected it (refused / unreachable; never a
+   * missing listener, since every probed port has one).
+   */
   readonly evidence: ProbeEvidence;
 }
 
@@ -107,7 +102,7 @@ export interface KernelLab {
   destroy(): Promise<void>;
 }
 
-const LAB_RANGES = AddressSet.of(['198.18.0.0/15', '2001:db8::/64']);
+const LAB_RANGES = AddressSet.of([LAB_IPV4_RANGE, LAB_IPV6_RANGE]);
 const PREFIX_LENGTH = { 4: 15, 6: 64 } as const;
 
 /**
@@ -121,183 +116,6 @@ export async function kernelLabUnavailable(tools: readonly string[] = []): Promi
     if (!(await hasCommand(tool))) return `\`${tool}\` is not installed`;
   }
   return null;
-}
-
-// --- The helper that runs inside each namespace --------------------------------------------
-
-/**
- * Plain CommonJS, run with `node -e` inside the namespace. Config (the listeners) comes as
- * argv; probe batches come as JSON lines on stdin and results go back as JSON lines on
- * stdout. It exits when stdin closes, so it never outlives the test process.
- */
-const HELPER_SOURCE = String.raw`
-const net = require('node:net');
-const dgram = require('node:dgram');
-const readline = require('node:readline');
-const config = JSON.parse(process.argv[1]);
-const send = (m) => process.stdout.write(JSON.stringify(m) + '\n');
-const family = (a) => (a.includes(':') ? 6 : 4);
-
-function listenTcp(address, port) {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer((s) => { s.on('error', () => {}); s.end(); });
-    server.once('error', reject);
-    server.listen({ host: address, port, ipv6Only: family(address) === 6 }, resolve);
-  });
-}
-function listenUdp(address, port) {
-  return new Promise((resolve, reject) => {
-    const sock = dgram.createSocket(family(address) === 6 ? 'udp6' : 'udp4');
-    sock.on('message', (msg, rinfo) => sock.send(msg, rinfo.port, rinfo.address));
-    sock.once('error', reject);
-    sock.bind({ address, port }, () => { sock.on('error', () => {}); resolve(); });
-  });
-}
-
-const BLOCKED = { EPERM: 'refused-locally', ECONNREFUSED: 'refused', EHOSTUNREACH: 'unreachable',
-  ENETUNREACH: 'unreachable', EACCES: 'unreachable' };
-
-function probeTcp(p, timeoutMs) {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: p.to, port: p.port, localAddress: p.from });
-    const done = (r) => { clearTimeout(timer); s.destroy(); resolve(r); };
-    const timer = setTimeout(() => done({ evidence: 'timeout' }), timeoutMs);
-    s.on('connect', () => done({ evidence: 'connected' }));
-    s.on('error', (e) => done(BLOCKED[e.code] ? { evidence: BLOCKED[e.code] } : { error: e.code + ' ' + e.message }));
-  });
-}
-function probeUdp(p, timeoutMs) {
-  return new Promise((resolve) => {
-    const s = dgram.createSocket(family(p.to) === 6 ? 'udp6' : 'udp4');
-    let finished = false;
-    const done = (r) => { if (finished) return; finished = true; clearTimeout(timer); s.close(); resolve(r); };
-    const timer = setTimeout(() => done({ evidence: 'timeout' }), timeoutMs);
-    const fail = (e) => done(BLOCKED[e.code] ? { evidence: BLOCKED[e.code] } : { error: e.code + ' ' + e.message });
-    s.on('message', () => done({ evidence: 'replied' }));
-    s.on('error', fail);
-    s.bind({ address: p.from, port: 0 }, () => {
-      s.connect(p.port, p.to, () => s.send('probe', (e) => { if (e) fail(e); }));
-    });
-  });
-}
-
-async function probeAll(probes, timeoutMs, concurrency) {
-  const results = new Array(probes.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < probes.length) {
-      const i = next++;
-      const p = probes[i];
-      results[i] = await (p.proto === 'tcp' ? probeTcp(p, timeoutMs) : probeUdp(p, timeoutMs));
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, probes.length) }, worker));
-  return results;
-}
-
-(async () => {
-  try {
-    for (const l of config.listen) await (l.proto === 'tcp' ? listenTcp : listenUdp)(l.address, l.port);
-  } catch (e) {
-    send({ type: 'fatal', message: String(e) });
-    process.exit(1);
-  }
-  send({ type: 'ready' });
-  const lines = readline.createInterface({ input: process.stdin });
-  lines.on('line', async (line) => {
-    const req = JSON.parse(line);
-    send({ type: 'results', id: req.id, results: await probeAll(req.probes, req.timeoutMs, req.concurrency) });
-  });
-  lines.on('close', () => process.exit(0));
-})();
-`;
-
-interface HelperResult {
-  readonly evidence?: ProbeEvidence;
-  readonly error?: string;
-}
-
-type HelperMessage =
-  | { type: 'ready' }
-  | { type: 'fatal'; message: string }
-  | { type: 'results'; id: number; results: HelperResult[] };
-
-/** The parent's handle on one namespace's helper process. */
-class Helper {
-  private nextId = 1;
-  private readonly pending = new Map<
-    number,
-    { resolve: (r: HelperResult[]) => void; reject: (e: Error) => void }
-  >();
-  private readonly ready: Promise<void>;
-  private stderr = '';
-  private exited = false;
-
-  private constructor(
-    readonly host: string,
-    private readonly child: ChildProcessWithoutNullStreams,
-  ) {
-    child.stderr.on('data', (b: Buffer) => (this.stderr += b.toString('utf8')));
-    this.ready = new Promise((resolve, reject) => {
-      const lines = createInterface({ input: child.stdout });
-      lines.on('line', (line) => {
-        const message = JSON.parse(line) as HelperMessage;
-        if (message.type === 'ready') resolve();
-        else if (message.type === 'fatal')
-          reject(new Error(`probe helper on ${host}: ${message.message}`));
-        else this.pending.get(message.id)?.resolve(message.results);
-      });
-      child.on('exit', (code) => {
-        this.exited = true;
-        const why = new Error(`probe helper on ${host} exited (${code}): ${this.stderr.trim()}`);
-        reject(why);
-        for (const waiter of this.pending.values()) waiter.reject(why);
-        this.pending.clear();
-      });
-    });
-  }
-
-  static async start(
-    netns: string,
-    host: string,
-    listen: readonly { address: string; port: number; proto: ProbeProtocol }[],
-  ): Promise<Helper> {
-    const child = spawn(
-      'ip',
-      ['netns', 'exec', netns, process.execPath, '-e', HELPER_SOURCE, JSON.stringify({ listen })],
-      {
-        stdio: ['pipe', 'pipe', 'pipe'],
-      },
-    );
-    const helper = new Helper(host, child);
-    await helper.ready;
-    return helper;
-  }
-
-  probe(probes: readonly Probe[], timeoutMs: number, concurrency: number): Promise<HelperResult[]> {
-    if (this.exited)
-      return Promise.reject(
-        new Error(`probe helper on ${this.host} is not running: ${this.stderr.trim()}`),
-      );
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, {
-        resolve: (results) => {
-          this.pending.delete(id);
-          resolve(results);
-        },
-        reject,
-      });
-      this.child.stdin.write(`${JSON.stringify({ id, probes, timeoutMs, concurrency })}\n`);
-    });
-  }
-
-  async stop(): Promise<void> {
-    if (this.exited) return;
-    const gone = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
-    this.child.kill('SIGKILL');
-    await gone;
-  }
 }
 
 // --- The lab ----------------------------------------------------------------------------
@@ -348,7 +166,7 @@ function addressOwners(hosts: readonly LabHostSpec[]): Map<string, string> {
  * held by a `flock` child that waits on our stdin: it is released when we release it, and
  * also when this process dies, however it dies.
  */
-async function lockPrefix(prefix: string, timeoutMs: number): Promise<() => Promise<void>> {
+export async function lockPrefix(prefix: string, timeoutMs: number): Promise<() => Promise<void>> {
   const path = `/run/lock/bulkhead-lab-${prefix}.lock`;
   const seconds = String(Math.max(1, Math.ceil(timeoutMs / 1000)));
   const child = spawn(
@@ -389,7 +207,7 @@ export async function startKernelLab(options: KernelLabOptions): Promise<KernelL
     await unlock();
     throw e;
   }
-  const helpers = new Map<string, Helper>();
+  const helpers = new Map<string, Prober>();
   const lab = makeLab(options.prefix, network, owner, helpers, unlock);
   // Each helper is tracked as soon as it runs, so a failure elsewhere never leaks one.
   const started = await Promise.allSettled(
@@ -397,7 +215,7 @@ export async function startKernelLab(options: KernelLabOptions): Promise<KernelL
       const listen = h.addresses.flatMap((address) =>
         options.listen.map((l) => ({ address, ...l })),
       );
-      helpers.set(h.name, await Helper.start(h.netns, h.name, listen));
+      helpers.set(h.name, await Prober.start(h.netns, h.name, { listen }));
     }),
   );
   const failure = started.find((r) => r.status === 'rejected');
@@ -412,7 +230,7 @@ function makeLab(
   prefix: string,
   network: NetnsNetwork,
   owner: ReadonlyMap<string, string>,
-  helpers: Map<string, Helper>,
+  helpers: Map<string, Prober>,
   unlock: () => Promise<void>,
 ): KernelLab {
   const hosts: LabHost[] = network.hosts.map((h) => ({

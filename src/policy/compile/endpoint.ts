@@ -8,6 +8,7 @@
  * set-element change, and the rule count grows with rules, never with peers.
  */
 import { AddressSet, parseAddressEntry, type Interval } from '../addresses.js';
+import { stableId } from './stable-id.js';
 import type { EnforcementMode, RuleAction, ServicePort, Workload } from '../model.js';
 import {
   clauseMatches,
@@ -54,18 +55,6 @@ export interface CompiledPolicy {
 }
 
 const ACTION_RANK: Record<RuleAction, number> = { 'override-deny': 0, allow: 1, deny: 2 };
-
-/** 48 bits of FNV-1a, as hex: short, stable, and the same on every host. */
-export function stableId(text: string): string {
-  let h1 = 0x811c9dc5;
-  let h2 = 0x050c5d1f;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    h1 = Math.imul(h1 ^ c, 0x01000193) >>> 0;
-    h2 = Math.imul(h2 ^ c, 0x01000193 ^ 0x5bd1e995) >>> 0;
-  }
-  return (h1.toString(16).padStart(8, '0') + h2.toString(16).padStart(8, '0')).slice(0, 12);
-}
 
 export function enforces(w: Workload): boolean {
   return w.managed && w.mode !== 'idle';

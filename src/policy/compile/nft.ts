@@ -30,13 +30,8 @@
 import type { IpFamily } from '../addresses.js';
 import type { EnforcementMode, ServicePort } from '../model.js';
 import type { ResolvedAlwaysAllowed } from '../resolve.js';
-import {
-  stableId,
-  type CompiledRule,
-  type Direction,
-  type EndpointPolicy,
-  type PeerSet,
-} from './endpoint.js';
+import type { CompiledRule, Direction, EndpointPolicy, PeerSet } from './endpoint.js';
+import { stableId } from './stable-id.js';
 import { VERDICTS, type EnforcingMode as Enforcing, type Verdict } from './verdicts.js';
 import { ESSENTIAL_ICMPV6 } from '../essential.js';
 

@@ -2,6 +2,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { RouteOptions } from '../context.js';
 import { agentRoutes } from './agents.js';
+import { agentTamperRoutes } from './agent-tamper.js';
 import { auditRoutes } from './audit.js';
 import { healthRoutes } from './health.js';
 import { keyRoutes } from './keys.js';
@@ -18,6 +19,7 @@ export const registerRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
     policyRoutes,
     versionRoutes,
     agentRoutes,
+    agentTamperRoutes,
     auditRoutes,
     labelRoutes,
   ]) {

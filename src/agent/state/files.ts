@@ -1,0 +1,66 @@
+/**
+ * Files in the state directory: written atomically (a temporary file in the same directory,
+ * flushed, then renamed over the old one), so a crash leaves the old file or the new one,
+ * never half of either; readable only by root (0600); validated with zod on the way back
+ * in, since anything on disk may have been damaged or edited.
+ */
+import { open, readFile, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import type { ZodType, ZodTypeDef } from 'zod/v3';
+import { StateDirError, errorText } from '../errors.js';
+
+export const FILE_MODE = 0o600;
+export const DIR_MODE = 0o700;
+
+let sequence = 0;
+
+export async function writeFileAtomic(path: string, text: string): Promise<void> {
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${sequence++}.tmp`);
+  try {
+    const handle = await open(tmp, 'wx', FILE_MODE);
+    try {
+      await handle.writeFile(text, 'utf8');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw new StateDirError(path, `cannot write: ${errorText(e)}`, { cause: e });
+  }
+}
+
+export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  await writeFileAtomic(path, `${JSON.stringify(value)}\n`);
+}
+
+/** The file's content, checked against `schema`; null when there is no such file. */
+export async function readJson<T>(
+  path: string,
+  schema: ZodType<T, ZodTypeDef, unknown>,
+): Promise<T | null> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new StateDirError(path, `cannot read: ${errorText(e)}`, { cause: e });
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new StateDirError(path, `is not JSON: ${errorText(e)}`, { cause: e });
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success)
+    throw new StateDirError(
+      path,
+      `is not what the agent wrote: ${parsed.error.issues
+        .slice(0, 3)
+        .map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`)
+        .join('; ')}`,
+    );
+  return parsed.data;
+}

@@ -1,0 +1,257 @@
+/**
+ * From conntrack records to attributed flow observations, each connection counted once.
+ *
+ * - A NEW event counts a connection. Its direction comes from the local addresses: the
+ *   original source is local for outbound, the original destination for inbound; loopback
+ *   and traffic merely forwarded through the host are not this workload's flows.
+ * - The process comes from the socket table (see sockets.ts). A connection whose socket
+ *   the last snapshot did not have waits for the next one (`resolvePending`).
+ * - A DESTROY event adds the connection's bytes (known only at its end) to the same flow,
+ *   attributed to the same process; one whose NEW was never seen is counted then.
+ * - A periodic dump (`conntrack -L`) counts the connections the event stream missed
+ *   (the kernel drops events under load). The first dump after start only learns what is
+ *   there: those connections may have been counted before a restart, and counting one twice
+ *   is worse than missing the few opened while the agent was down.
+ *
+ * Counted connections are remembered by conntrack id while they live (id-table.ts), with
+ * their process, so a dump or a DESTROY can tell them from the ones never seen.
+ *
+ * Pure: no I/O; time is given.
+ */
+import { isLoopback } from '../parse/ip-addr.js';
+import type { ConntrackRecord } from '../parse/conntrack.js';
+import type { FlowDecision, FlowProto } from '../wire.js';
+import type { FlowObservation } from './aggregate.js';
+import { IdTable } from './id-table.js';
+import type { SocketTable } from './sockets.js';
+
+export interface TrackerOptions {
+  /** Live connections remembered (by id). */
+  readonly maxTracked?: number;
+  /** Connections waiting for a socket snapshot to name their process. */
+  readonly maxPending?: number;
+}
+
+type Direction = 'inbound' | 'outbound';
+
+interface Pending {
+  readonly observation: FlowObservation;
+  readonly direction: Direction;
+  readonly localAddress: string;
+  readonly localPort: number;
+}
+
+/** At most this many distinct process names are remembered by index. */
+const MAX_NAMES = 0xfff0;
+
+export class ConnectionTracker {
+  private local: ReadonlySet<string> = new Set();
+  private decision: FlowDecision | undefined;
+  private readonly known: IdTable;
+  private readonly pending = new Map<number, Pending>();
+  private readonly maxPending: number;
+  /** Process names by index; index 0 is "no process". */
+  private names: (string | undefined)[] = [undefined];
+  private nameIndex = new Map<string, number>();
+  /** The mark of the dump in progress (or of the last one). */
+  private generation = 1;
+  private dumping = false;
+  private dumps = 0;
+
+  constructor(
+    private readonly sink: (o: FlowObservation) => void,
+    options: TrackerOptions = {},
+  ) {
+    this.known = new IdTable(options.maxTracked ?? 200_000);
+    this.maxPending = options.maxPending ?? 10_000;
+  }
+
+  /** The host's own addresses (every interface's). */
+  setLocalAddresses(addresses: ReadonlySet<string>): void {
+    this.local = addresses;
+  }
+
+  /**
+   * The decision conntrack's connections carry. Only full mode can say `allowed` for sure:
+   * the kernel confirms a connection only once every filter let it through, and in full mode
+   * nothing passes that no allow rule admits. In selective and visibility modes a passing
+   * connection may be a potentially blocked one, which the recording sets report instead.
+   */
+  setDecision(decision: FlowDecision | undefined): void {
+    this.decision = decision;
+  }
+
+  get tracked(): number {
+    return this.known.size;
+  }
+
+  get waiting(): number {
+    return this.pending.size;
+  }
+
+  record(r: ConntrackRecord, at: number, sockets: SocketTable): void {
+    switch (r.event) {
+      case 'new':
+        this.open(r, at, sockets, true);
+        return;
+      case 'destroy':
+        this.close(r, at, sockets);
+        return;
+      case 'entry':
+        this.dumped(r, at, sockets);
+        return;
+      case 'update':
+        return;
+    }
+  }
+
+  /** Starts reading a dump; its records come through `record` as `entry`. */
+  beginDump(): void {
+    this.generation = (this.generation % 255) + 1;
+    this.dumping = true;
+  }
+
+  /** A dump is complete: what it no longer holds has ended (its DESTROY event was lost). */
+  endDump(): void {
+    if (!this.dumping) return;
+    this.dumping = false;
+    this.dumps++;
+    this.known.sweep(this.generation);
+  }
+
+  /** A dump failed half-way: forget it without concluding anything. */
+  abandonDump(): void {
+    this.dumping = false;
+  }
+
+  /** Names the process of waiting connections from a fresh socket snapshot; all are released. */
+  resolvePending(sockets: SocketTable): void {
+    for (const [id, p] of this.pending) this.release(id, p, sockets);
+    this.pending.clear();
+  }
+
+  private release(id: number, p: Pending, sockets: SocketTable): void {
+    const o = p.observation;
+    const process = this.lookUp(o.proto, p.direction, p.localAddress, p.localPort, sockets);
+    this.known.set(id, this.indexOf(process), this.generation);
+    this.sink(process === undefined ? o : { ...o, process });
+  }
+
+  private indexOf(name: string | undefined): number {
+    if (name === undefined) return 0;
+    let i = this.nameIndex.get(name);
+    if (i === undefined) {
+      if (this.names.length >= MAX_NAMES) return 0;
+      i = this.names.length;
+      this.names.push(name);
+      this.nameIndex.set(name, i);
+    }
+    return i;
+  }
+
+  private lookUp(
+    proto: FlowProto,
+    direction: Direction,
+    address: string,
+    port: number,
+    sockets: SocketTable,
+  ): string | undefined {
+    if (proto !== 'tcp' && proto !== 'udp') return undefined;
+    const p =
+      direction === 'inbound'
+        ? sockets.listener(proto, address, port)
+        : sockets.owner(proto, address, port);
+    return p?.name;
+  }
+
+  private direction(r: ConntrackRecord): Direction | null {
+    if (isLoopback(r.src) || isLoopback(r.dst)) return null;
+    if (this.local.has(r.src)) return 'outbound';
+    if (this.local.has(r.dst)) return 'inbound';
+    return null;
+  }
+
+  private observation(
+    r: ConntrackRecord,
+    at: number,
+    connections: number,
+    bytes: number,
+    process: string | undefined,
+  ): FlowObservation {
+    const ports = r.proto === 'tcp' || r.proto === 'udp';
+    return {
+      src: r.src,
+      dst: r.dst,
+      proto: r.proto,
+      dport: ports && r.dport >= 0 ? r.dport : undefined,
+      process,
+      decision: this.decision,
+      at,
+      connections,
+      bytes,
+    };
+  }
+
+  private open(r: ConntrackRecord, at: number, sockets: SocketTable, wait: boolean): void {
+    if (this.known.has(r.id) || this.pending.has(r.id)) return;
+    const direction = this.direction(r);
+    if (!direction) return;
+    const local = direction === 'outbound' ? r.src : r.dst;
+    const port = direction === 'outbound' ? r.sport : r.dport;
+    const process = this.lookUp(r.proto, direction, local, port, sockets);
+    const o = this.observation(r, at, 1, 0, process);
+    if (
+      process === undefined &&
+      wait &&
+      (r.proto === 'tcp' || r.proto === 'udp') &&
+      this.pending.size < this.maxPending
+    ) {
+      this.pending.set(r.id, { observation: o, direction, localAddress: local, localPort: port });
+      return;
+    }
+    this.known.set(r.id, this.indexOf(process), this.generation);
+    this.sink(o);
+  }
+
+  private close(r: ConntrackRecord, at: number, sockets: SocketTable): void {
+    const waiting = this.pending.get(r.id);
+    if (waiting) {
+      // Its socket is gone by now; release it with whatever the snapshot can still say.
+      this.pending.delete(r.id);
+      this.release(r.id, waiting, sockets);
+    }
+    const known = this.known.get(r.id);
+    this.known.delete(r.id);
+    const bytes = Math.max(0, r.bytes);
+    const direction = this.direction(r);
+    if (!direction) return;
+    if (known < 0) {
+      // Never seen: its NEW event was lost. Count it now, with its bytes.
+      const local = direction === 'outbound' ? r.src : r.dst;
+      const port = direction === 'outbound' ? r.sport : r.dport;
+      this.sink(
+        this.observation(r, at, 1, bytes, this.lookUp(r.proto, direction, local, port, sockets)),
+      );
+      return;
+    }
+    if (bytes > 0) this.sink(this.observation(r, at, 0, bytes, this.names[known]));
+  }
+
+  private dumped(r: ConntrackRecord, at: number, sockets: SocketTable): void {
+    if (this.known.mark(r.id, this.generation) || this.pending.has(r.id)) return;
+    if (this.dumps === 0 && this.dumping) {
+      // The first dump after start: remember, do not count.
+      const direction = this.direction(r);
+      if (!direction) return;
+      const local = direction === 'outbound' ? r.src : r.dst;
+      const port = direction === 'outbound' ? r.sport : r.dport;
+      this.known.set(
+        r.id,
+        this.indexOf(this.lookUp(r.proto, direction, local, port, sockets)),
+        this.generation,
+      );
+      return;
+    }
+    this.open(r, at, sockets, false);
+  }
+}
