@@ -309,3 +309,32 @@ describe('recorded attempts', () => {
     ]);
   });
 });
+
+describe('the socket table', () => {
+  const socket = (
+    state: string,
+    local: [string, number],
+    peer: [string, number] | null,
+    name: string,
+  ) => ({
+    proto: 'tcp' as const,
+    state,
+    local: { address: local[0], port: local[1] },
+    peer: peer && { address: peer[0], port: peer[1] },
+    process: { name, pid: name.length },
+  });
+
+  it('names an outbound connection by both its ends, not by a reused source port', () => {
+    // By the time the snapshot is taken, the client's source port 40000 has gone to the
+    // agent's own connection to the control plane.
+    const table = new SocketTable([
+      socket('ESTAB', ['198.18.0.10', 40000], ['198.18.0.1', 7480], 'bulkhead-agent'),
+      socket('ESTAB', ['198.18.0.10', 40001], ['198.18.0.11', 8080], 'nginx'),
+      socket('UNCONN', ['*', 5353], null, 'avahi-daemon'),
+    ]);
+    expect(table.owner('tcp', '198.18.0.10', 40000, '198.18.0.11', 8080)).toBeUndefined();
+    expect(table.owner('tcp', '198.18.0.10', 40001, '198.18.0.11', 8080)?.name).toBe('nginx');
+    // An unconnected socket sends to anyone from its port.
+    expect(table.owner('tcp', '198.18.0.10', 5353, '198.18.0.53', 53)?.name).toBe('avahi-daemon');
+  });
+});

@@ -37,8 +37,21 @@ type Direction = 'inbound' | 'outbound';
 interface Pending {
   readonly observation: FlowObservation;
   readonly direction: Direction;
-  readonly localAddress: string;
+  readonly ends: Ends;
+}
+
+/** A connection's two ends as this host sees them. */
+interface Ends {
+  readonly local: string;
   readonly localPort: number;
+  readonly remote: string;
+  readonly remotePort: number;
+}
+
+function endsOf(r: ConntrackRecord, direction: Direction): Ends {
+  return direction === 'outbound'
+    ? { local: r.src, localPort: r.sport, remote: r.dst, remotePort: r.dport }
+    : { local: r.dst, localPort: r.dport, remote: r.src, remotePort: r.sport };
 }
 
 /** At most this many distinct process names are remembered by index. */
@@ -132,7 +145,7 @@ export class ConnectionTracker {
 
   private release(id: number, p: Pending, sockets: SocketTable): void {
     const o = p.observation;
-    const process = this.lookUp(o.proto, p.direction, p.localAddress, p.localPort, sockets);
+    const process = this.lookUp(o.proto, p.direction, p.ends, sockets);
     this.known.set(id, this.indexOf(process), this.generation);
     this.sink(process === undefined ? o : { ...o, process });
   }
@@ -152,15 +165,16 @@ export class ConnectionTracker {
   private lookUp(
     proto: FlowProto,
     direction: Direction,
-    address: string,
-    port: number,
+    ends: Ends,
     sockets: SocketTable,
   ): string | undefined {
     if (proto !== 'tcp' && proto !== 'udp') return undefined;
+    // Outbound by the whole 4-tuple: a source port is soon reused by another process, so a
+    // snapshot taken a moment later may hold someone else's socket on the same port.
     const p =
       direction === 'inbound'
-        ? sockets.listener(proto, address, port)
-        : sockets.owner(proto, address, port);
+        ? sockets.listener(proto, ends.local, ends.localPort)
+        : sockets.owner(proto, ends.local, ends.localPort, ends.remote, ends.remotePort);
     return p?.name;
   }
 
@@ -196,9 +210,8 @@ export class ConnectionTracker {
     if (this.known.has(r.id) || this.pending.has(r.id)) return;
     const direction = this.direction(r);
     if (!direction) return;
-    const local = direction === 'outbound' ? r.src : r.dst;
-    const port = direction === 'outbound' ? r.sport : r.dport;
-    const process = this.lookUp(r.proto, direction, local, port, sockets);
+    const ends = endsOf(r, direction);
+    const process = this.lookUp(r.proto, direction, ends, sockets);
     const o = this.observation(r, at, 1, 0, process);
     if (
       process === undefined &&
@@ -206,7 +219,7 @@ export class ConnectionTracker {
       (r.proto === 'tcp' || r.proto === 'udp') &&
       this.pending.size < this.maxPending
     ) {
-      this.pending.set(r.id, { observation: o, direction, localAddress: local, localPort: port });
+      this.pending.set(r.id, { observation: o, direction, ends });
       return;
     }
     this.known.set(r.id, this.indexOf(process), this.generation);
@@ -227,10 +240,14 @@ export class ConnectionTracker {
     if (!direction) return;
     if (known < 0) {
       // Never seen: its NEW event was lost. Count it now, with its bytes.
-      const local = direction === 'outbound' ? r.src : r.dst;
-      const port = direction === 'outbound' ? r.sport : r.dport;
       this.sink(
-        this.observation(r, at, 1, bytes, this.lookUp(r.proto, direction, local, port, sockets)),
+        this.observation(
+          r,
+          at,
+          1,
+          bytes,
+          this.lookUp(r.proto, direction, endsOf(r, direction), sockets),
+        ),
       );
       return;
     }
@@ -243,11 +260,9 @@ export class ConnectionTracker {
       // The first dump after start: remember, do not count.
       const direction = this.direction(r);
       if (!direction) return;
-      const local = direction === 'outbound' ? r.src : r.dst;
-      const port = direction === 'outbound' ? r.sport : r.dport;
       this.known.set(
         r.id,
-        this.indexOf(this.lookUp(r.proto, direction, local, port, sockets)),
+        this.indexOf(this.lookUp(r.proto, direction, endsOf(r, direction), sockets)),
         this.generation,
       );
       return;

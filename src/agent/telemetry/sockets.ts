@@ -11,10 +11,15 @@ import { isListening, type SocketEntry, type SocketProcess } from '../parse/ss.j
 type Proto = 'tcp' | 'udp';
 
 const key = (proto: Proto, address: string, port: number) => `${proto} ${address} ${port}`;
+const pairKey = (proto: Proto, address: string, port: number, peer: string, peerPort: number) =>
+  `${proto} ${address} ${port} ${peer} ${peerPort}`;
 
 export class SocketTable {
   private readonly listeningAt = new Map<string, SocketProcess>();
+  /** Sockets with no fixed peer (listeners, unconnected UDP), by local end. */
   private readonly ownedAt = new Map<string, SocketProcess>();
+  /** Connected sockets, by both ends. */
+  private readonly connectedAt = new Map<string, SocketProcess>();
 
   constructor(readonly entries: readonly SocketEntry[] = []) {
     for (const s of entries) {
@@ -23,8 +28,13 @@ export class SocketTable {
       if (isListening(s)) {
         if (!this.listeningAt.has(k)) this.listeningAt.set(k, s.process);
       }
-      // An unconnected UDP socket both listens and sends: it owns its port either way.
-      if (!this.ownedAt.has(k)) this.ownedAt.set(k, s.process);
+      if (s.peer && s.peer.address !== '*') {
+        const c = pairKey(s.proto, s.local.address, s.local.port, s.peer.address, s.peer.port);
+        if (!this.connectedAt.has(c)) this.connectedAt.set(c, s.process);
+      } else if (!this.ownedAt.has(k)) {
+        // An unconnected UDP socket both listens and sends: it owns its port either way.
+        this.ownedAt.set(k, s.process);
+      }
     }
   }
 
@@ -35,9 +45,22 @@ export class SocketTable {
     );
   }
 
-  /** The process whose socket an outbound connection left from. */
-  owner(proto: Proto, address: string, port: number): SocketProcess | undefined {
-    return this.ownedAt.get(key(proto, address, port)) ?? this.ownedAt.get(key(proto, '*', port));
+  /**
+   * The process whose socket an outbound connection left from: the connected socket with
+   * exactly these two ends, else an unconnected one bound to the local end.
+   */
+  owner(
+    proto: Proto,
+    address: string,
+    port: number,
+    peer: string,
+    peerPort: number,
+  ): SocketProcess | undefined {
+    return (
+      this.connectedAt.get(pairKey(proto, address, port, peer, peerPort)) ??
+      this.ownedAt.get(key(proto, address, port)) ??
+      this.ownedAt.get(key(proto, '*', port))
+    );
   }
 
   /** The listening sockets (TCP listeners and bound UDP sockets). */
