@@ -541,6 +541,11 @@ export interface ProvisionRun {
   readonly agents: AgentLatency[];
   /** Agents that had not applied it when the wait ended. */
   readonly missing: readonly string[];
+  /**
+   * Agents the control plane showed with this version applied at one poll and with an older
+   * one at a later poll (its record of the agent went backwards).
+   */
+  readonly regressions: readonly string[];
 }
 
 export interface LatencySummary {
@@ -637,6 +642,7 @@ async function provisionOnce(
   const callMs = performance.now() - p0;
   const pending = new Set(answer.workloadsChanged.filter((w) => workloads.has(w)));
   const agents: AgentLatency[] = [];
+  const regressions = new Set<string>();
   let lastAnswer: number | null = null;
   const deadline = Date.now() + 30_000;
   while (pending.size && Date.now() < deadline) {
@@ -648,8 +654,10 @@ async function provisionOnce(
     if (lastAnswer !== null) polls.periods.push(answered - lastAnswer);
     lastAnswer = answered;
     for (const a of views) {
-      if (!pending.has(a.workload)) continue;
-      if (a.appliedVersion === null || a.appliedVersion < answer.version) continue;
+      const applied = a.appliedVersion !== null && a.appliedVersion >= answer.version;
+      if (!applied && !pending.has(a.workload) && answer.workloadsChanged.includes(a.workload))
+        regressions.add(a.workload);
+      if (!pending.has(a.workload) || !applied) continue;
       pending.delete(a.workload);
       agents.push({
         workload: a.workload,
@@ -669,6 +677,7 @@ async function provisionOnce(
     workloadsChanged: answer.workloadsChanged.length,
     agents,
     missing: [...pending],
+    regressions: [...regressions],
   };
 }
 
@@ -1355,7 +1364,8 @@ export async function runLabBench(
     process.off('SIGTERM', onSignal);
     say('taking the lab down');
     try {
-      await cleanup(failed);
+      // BENCH_LAB_KEEP_LOGS=1 keeps the control plane's data and log and the lab's logs.
+      await cleanup(failed || process.env.BENCH_LAB_KEEP_LOGS === '1');
     } finally {
       process.off('exit', onExit);
       await unlock();
@@ -1458,6 +1468,17 @@ export function labReport(r: LabBenchResult): string {
   const missing = all.reduce((n, run) => n + run.missing.length, 0);
   const missingSingle = single.reduce((n, run) => n + run.missing.length, 0);
   const perApply = cpuPerApply(r);
+  const lagging = p.runs.flatMap((run) =>
+    run.agents
+      .filter((a) => a.appliedMs !== null && a.seenMs - a.appliedMs > 5000)
+      .map(
+        (a) =>
+          `${a.workload} (provision ${run.provision} ${run.kind}: applied ${ms(a.appliedMs!)}, ack recorded ${a.ackMs === null ? '?' : ms(a.ackMs)}, seen ${ms(a.seenMs)})`,
+      ),
+  );
+  const regressed = p.runs.flatMap((run) =>
+    run.regressions.map((w) => `${w} (provision ${run.provision} ${run.kind})`),
+  );
 
   const i = r.idle;
   const l = r.load;
@@ -1545,6 +1566,7 @@ export function labReport(r: LabBenchResult): string {
     table(prov),
     `   target p99 <= 1 s, every agent at once (${p.all.seen.n} agent x provision pairs): ${verdict(p.all.seen.p99 <= 1000 && missing === 0)} (seen p99 ${ms(p.all.seen.p99)}; applied p99 ${ms(p.all.applied.p99)})${missing ? `; ${missing} pairs never applied within 30 s` : ''}`,
     `   one agent alone: seen p99 ${ms(p.single.seen.p99)}, applied p99 ${ms(p.single.applied.p99)}${missingSingle ? `; ${missingSingle} never applied within 30 s` : ''}.`,
+    `   the control plane's record more than 5 s behind the agent's own: ${lagging.length ? lagging.join('; ') : 'never'}; records that went backwards: ${regressed.length ? regressed.join('; ') : 'none seen'}.`,
     `   Over the provision phase (${p.seconds.toFixed(0)} s) the machine was ${pct(p.machineBusy)} busy; the agents used ${p.agentCpuSeconds.toFixed(1)} CPU s (with their nft/ss/conntrack children),` +
       ` the control plane ${p.controlPlaneCpuSeconds.toFixed(1)} CPU s${perApply === null ? '' : `: about ${perApply.toFixed(0)} ms of agent CPU per policy apply beyond idle, so ${r.workloads} applies at once need ~${((perApply * r.workloads) / 1000).toFixed(1)} CPU s on this machine's cores`}.`,
     '',

@@ -370,6 +370,24 @@ describe.each(STORE_KINDS)('agent channel on %s', (kind) => {
     await paired(s, code, 'a-1');
   });
 
+  it.skipIf(skip)('never moves an agent back to an older applied revision', async () => {
+    const { code } = await makeCode(s, await makeProfile(s));
+    const a = await paired(s, code, 'a-1');
+    const beat = (payload: Record<string, unknown>) =>
+      s.call({ method: 'POST', url: '/api/v1/agent/heartbeat', token: a.credential, payload });
+    const applied = async () =>
+      (await s.call({ method: 'GET', url: `/api/v1/agents/${a.agentId}` })).json<{
+        appliedRevision: number | null;
+        appliedVersion: number | null;
+      }>();
+    expect((await beat({ appliedRevision: 3, appliedVersion: 2 })).statusCode).toBe(200);
+    // A heartbeat sent before revision 3 was applied, arriving after.
+    expect((await beat({ appliedRevision: 2, appliedVersion: 1 })).statusCode).toBe(200);
+    expect(await applied()).toMatchObject({ appliedRevision: 3, appliedVersion: 2 });
+    await beat({ appliedRevision: 4, appliedVersion: 3 });
+    expect(await applied()).toMatchObject({ appliedRevision: 4, appliedVersion: 3 });
+  });
+
   it.skipIf(skip)(
     'serves the policy with the revision as ETag, and 304 when unchanged',
     async () => {

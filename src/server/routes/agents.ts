@@ -10,6 +10,7 @@
  */
 import { appendFlowBatch } from '../../store/flows.js';
 import type { FastifyRequest } from 'fastify';
+import { sql } from 'kysely';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Db } from '../../store/store.js';
@@ -628,13 +629,28 @@ export const agentRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ct
     async (request) => {
       const { agentId, workload } = self(request);
       const { appliedRevision, appliedVersion, status } = request.body;
+      // A heartbeat sent before an apply can arrive after that apply's acknowledgement (an
+      // agent's calls run on more than one connection): what it says was applied only ever
+      // moves the record forward.
+      const newer = (revision: number) =>
+        sql<boolean>`(applied_revision is null or applied_revision < ${revision})`;
       await ctx.store.db
         .updateTable('agents')
         .set({
           last_heartbeat_at: new Date().toISOString(),
           status: status ?? 'ok',
-          ...(appliedRevision !== undefined ? { applied_revision: appliedRevision } : {}),
-          ...(appliedVersion !== undefined ? { applied_version: appliedVersion } : {}),
+          ...(appliedRevision !== undefined
+            ? {
+                applied_revision: sql<number>`case when ${newer(appliedRevision)} then ${appliedRevision} else applied_revision end`,
+                ...(appliedVersion !== undefined
+                  ? {
+                      applied_version: sql<number>`case when ${newer(appliedRevision)} then ${appliedVersion} else applied_version end`,
+                    }
+                  : {}),
+              }
+            : appliedVersion !== undefined
+              ? { applied_version: appliedVersion }
+              : {}),
         })
         .where('id', '=', agentId)
         .where('revoked_at', 'is', null)
