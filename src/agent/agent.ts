@@ -15,7 +15,7 @@
  * Losing the control plane changes nothing on the host: the last policy stays enforced,
  * tampering is still repaired, flows are still spooled.
  */
-import type { Logger } from 'pino';
+import type { Logger } from './log.js';
 import { isIP } from 'node:net';
 import type { ConntrackAdapter } from './adapters/conntrack.js';
 import type { FirewallAdapter } from './adapters/firewall.js';

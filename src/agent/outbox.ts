@@ -7,7 +7,7 @@
  * stored but whose answer was lost is sent again with the same id, and the control plane
  * stores it once.
  */
-import type { Logger } from 'pino';
+import type { Logger } from './log.js';
 import type { ControlPlane } from './channel/control-plane.js';
 import { ControlPlaneRefused, ControlPlaneUnavailable, errorText } from './errors.js';
 import type { StateDir } from './state/state-dir.js';

@@ -8,7 +8,7 @@
  * until a newer one appears or the agent restarts, so a bad policy is reported once, not
  * every poll.
  */
-import type { Logger } from 'pino';
+import type { Logger } from './log.js';
 import type { ControlPlane } from './channel/control-plane.js';
 import { ControlPlaneRefused, ControlPlaneUnavailable, errorText } from './errors.js';
 import type { ApplyOutcome, Enforcer } from './firewall/enforcer.js';

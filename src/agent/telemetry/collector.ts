@@ -8,7 +8,7 @@
  * connection, one `ss` per scan interval (only when there were connections to attribute),
  * and one dump per dump interval.
  */
-import type { Logger } from 'pino';
+import type { Logger } from '../log.js';
 import type { ConntrackAdapter } from '../adapters/conntrack.js';
 import type { HostAdapter } from '../adapters/host.js';
 import type { LineStream } from '../adapters/lines.js';

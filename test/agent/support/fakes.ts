@@ -4,7 +4,7 @@
  * that can be switched off. Each records what the agent asked of it, in one shared order.
  */
 import { readFileSync } from 'node:fs';
-import pino from 'pino';
+import { agentLogger } from '../../../src/agent/log.js';
 import type { ConntrackAdapter } from '../../../src/agent/adapters/conntrack.js';
 import type { FirewallAdapter } from '../../../src/agent/adapters/firewall.js';
 import type { HostAdapter } from '../../../src/agent/adapters/host.js';
@@ -34,7 +34,7 @@ export const fixture = (name: string): string =>
 /** The recorded `nft -j list table inet bulkhead` of shop-db-1's table. */
 export const TABLE_JSON = (): unknown => JSON.parse(fixture('nft-j-list-table.out')) as unknown;
 
-export const silentLog = pino({ level: 'silent' });
+export const silentLog = agentLogger('silent');
 
 /** Every fake call in order, e.g. `firewall.load`, `cp.heartbeat`. */
 export type Journal = string[];
