@@ -20,7 +20,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { performance } from 'node:perf_hooks';
-import { createNetwork, destroyByPrefix } from '../src/host/netns.js';
+import { createNetwork, destroyByPrefix, lockPrefix } from '../src/host/netns.js';
 import { hasCommand, run } from '../src/host/run.js';
 import { formatAddress } from '../src/policy/addresses.js';
 import { compilePolicy } from '../src/policy/compile/endpoint.js';
@@ -28,6 +28,7 @@ import { nftRemoveScript, peerSetName, renderNft } from '../src/policy/compile/n
 import { emptyActors, type Policy, type Workload } from '../src/policy/model.js';
 import { resolvePolicy } from '../src/policy/resolve.js';
 import { mulberry32 } from '../src/random.js';
+import { table } from './report.js';
 
 export interface DatapathOptions {
   /** Peer-set sizes to compare, smallest first (default 10 and 100k). */
@@ -335,28 +336,6 @@ class NsProcess {
 
 // --- Lock, firewall, counters ------------------------------------------------------------
 
-/** The kernel-probe lab's lock convention: one `flock` child holds the prefix while we live. */
-async function lockPrefix(prefix: string, timeoutSeconds: number): Promise<() => Promise<void>> {
-  const path = `/run/lock/bulkhead-lab-${prefix}.lock`;
-  const child = spawn(
-    'flock',
-    ['--exclusive', '--timeout', String(timeoutSeconds), path, 'sh', '-c', 'echo locked; exec cat'],
-    { stdio: ['pipe', 'pipe', 'inherit'] },
-  );
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const locked = await new Promise<boolean>((resolve) => {
-    child.stdout.once('data', () => resolve(true));
-    child.once('exit', () => resolve(false));
-    child.once('error', () => resolve(false));
-  });
-  if (!locked)
-    throw new Error(`prefix "${prefix}" is still in use after ${timeoutSeconds}s (${path})`);
-  return async () => {
-    child.stdin.end();
-    await exited;
-  };
-}
-
 /** Why the benchmark cannot run here, or null. */
 export async function datapathUnavailable(): Promise<string | null> {
   if (process.platform !== 'linux') return 'not Linux';
@@ -449,7 +428,7 @@ export async function runDatapathBench(
     });
   }
 
-  const unlock = await lockPrefix(PREFIX, 120);
+  const unlock = await lockPrefix(PREFIX, 120_000);
   const processes: NsProcess[] = [];
   const cleanup = async (): Promise<void> => {
     await Promise.all(processes.map((p) => p.stop()));
@@ -601,17 +580,6 @@ const fmtCount = (n: number): string =>
   n >= 1e6 ? `${n / 1e6}M` : n >= 1e3 && n % 1000 === 0 ? `${n / 1e3}k` : String(n);
 const pct = (x: number): string => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}%`;
 const ms = (x: number): string => (x >= 100 ? `${x.toFixed(0)} ms` : `${x.toFixed(1)} ms`);
-
-function table(rows: readonly (readonly string[])[]): string {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows
-    .map((r) =>
-      r
-        .map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!)))
-        .join('  '),
-    )
-    .join('\n');
-}
 
 /** The drop of `b` against `a` (positive = fewer connections per second). */
 const drop = (a: number, b: number): number => (a - b) / a;

@@ -34,6 +34,7 @@ import { fileURLToPath } from 'node:url';
 import SQLite from 'better-sqlite3';
 import { stringify } from 'yaml';
 import { ApiClient } from '../src/cli/client.js';
+import { lockPrefix } from '../src/host/netns.js';
 import { hasCommand, run } from '../src/host/run.js';
 import { defaultAgentProgram } from '../src/lab/agents.js';
 import { labDown } from '../src/lab/down.js';
@@ -41,6 +42,7 @@ import { LAB_TABLE } from '../src/lab/network.js';
 import { labUnavailable } from '../src/lab/preflight.js';
 import type { LabState } from '../src/lab/state.js';
 import { labUp } from '../src/lab/up.js';
+import { table } from './report.js';
 
 export interface LabBenchOptions {
   /** Provisions timed (each changes every workload's policy). */
@@ -184,28 +186,6 @@ async function freePort(): Promise<number> {
   const port = (server.address() as { port: number }).port;
   await new Promise((r) => server.close(r));
   return port;
-}
-
-/** The kernel-probe lab's lock convention: one `flock` child holds the prefix while we live. */
-async function lockPrefix(prefix: string, timeoutSeconds: number): Promise<() => Promise<void>> {
-  const path = `/run/lock/bulkhead-lab-${prefix}.lock`;
-  const child = spawn(
-    'flock',
-    ['--exclusive', '--timeout', String(timeoutSeconds), path, 'sh', '-c', 'echo locked; exec cat'],
-    { stdio: ['pipe', 'pipe', 'inherit'] },
-  );
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const locked = await new Promise<boolean>((r) => {
-    child.stdout.once('data', () => r(true));
-    child.once('exit', () => r(false));
-    child.once('error', () => r(false));
-  });
-  if (!locked)
-    throw new Error(`prefix "${prefix}" is still in use after ${timeoutSeconds}s (${path})`);
-  return async () => {
-    child.stdin.end();
-    await exited;
-  };
 }
 
 // --- /proc -----------------------------------------------------------------------------------
@@ -1255,7 +1235,7 @@ export async function runLabBench(
   const say = (line: string) => log(`[${elapsed()}] ${line}`);
   const kernel = (await run(['uname', '-r'])).stdout.trim();
 
-  const unlock = await lockPrefix(PREFIX, 300);
+  const unlock = await lockPrefix(PREFIX, 300_000);
   const work = await mkdtemp(join(tmpdir(), 'bulkhead-bench-lab-'));
   const plane = new ControlPlane(await freePort(), join(work, 'plane'));
   const children = new Set<ChildProcess>();
@@ -1374,17 +1354,6 @@ export async function runLabBench(
 }
 
 // --- The report -----------------------------------------------------------------------------
-
-function table(rows: readonly (readonly string[])[]): string {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows
-    .map((r) =>
-      r
-        .map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!)))
-        .join('  '),
-    )
-    .join('\n');
-}
 
 const ms = (x: number): string => (Number.isNaN(x) ? '-' : `${x.toFixed(0)} ms`);
 const mb = (x: number): string => `${x.toFixed(1)} MB`;

@@ -45,6 +45,7 @@ import {
   type SizeResult,
   type SizeSpec,
 } from './compile.js';
+import { table } from './report.js';
 
 const DEFAULT_SIZES: readonly SizeSpec[] = [
   { workloads: 1_000, rules: 5_000 },
@@ -291,17 +292,6 @@ const fmtBytes = (b: number): string =>
     : b >= 1024 ** 2
       ? `${(b / 1024 ** 2).toFixed(1)} MB`
       : `${(b / 1024).toFixed(1)} kB`;
-
-function table(rows: readonly (readonly string[])[]): string {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows
-    .map((r) =>
-      r
-        .map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!)))
-        .join('  '),
-    )
-    .join('\n');
-}
 
 function report(results: readonly SizeResult[]): string {
   const main: string[][] = [

@@ -3,6 +3,7 @@
  * kernel tests build their hosts with this, always under a name prefix they own, so that
  * teardown can find everything even after a crash.
  */
+import { spawn } from 'node:child_process';
 import { run } from './run.js';
 
 export interface NetnsHost {
@@ -128,5 +129,35 @@ export async function createNetwork(
       return stdout;
     },
     destroy: () => destroyByPrefix(prefix),
+  };
+}
+
+/**
+ * Takes an exclusive lock on a namespace prefix, so that two runs of the same test (a
+ * developer's and the suite's, say) never tear down each other's namespaces. The lock is
+ * held by a `flock` child that waits on our stdin: it is released when we release it, and
+ * also when this process dies, however it dies.
+ */
+export async function lockPrefix(prefix: string, timeoutMs: number): Promise<() => Promise<void>> {
+  const path = `/run/lock/bulkhead-lab-${prefix}.lock`;
+  const seconds = String(Math.max(1, Math.ceil(timeoutMs / 1000)));
+  const child = spawn(
+    'flock',
+    ['--exclusive', '--timeout', seconds, path, 'sh', '-c', 'echo locked; exec cat'],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const locked = await new Promise<boolean>((resolve) => {
+    child.stdout.once('data', () => resolve(true));
+    child.once('exit', () => resolve(false));
+    child.once('error', () => resolve(false));
+  });
+  if (!locked)
+    throw new Error(`lab prefix "${prefix}" is still in use after ${seconds}s (lock ${path})`);
+  return async () => {
+    child.stdin.end();
+    await exited;
   };
 }

@@ -307,6 +307,42 @@ export class AddressSet {
     for (const iv of this.intervals(family)) out.push(...intervalToCidrs(family, iv));
     return out;
   }
+
+  /** Whether some address is in both sets. */
+  meets(other: AddressSet): boolean {
+    for (const f of [4, 6] as const) {
+      const x = this.intervals(f);
+      const y = other.intervals(f);
+      let i = 0;
+      let j = 0;
+      while (i < x.length && j < y.length) {
+        if (x[i]!.end < y[j]!.start) i++;
+        else if (y[j]!.end < x[i]!.start) j++;
+        else return true;
+      }
+    }
+    return false;
+  }
+
+  /** Whether every address of `other` is in this set. */
+  covers(other: AddressSet): boolean {
+    for (const f of [4, 6] as const) {
+      const o = this.intervals(f);
+      let j = 0;
+      for (const iv of other.intervals(f)) {
+        // Overlapping intervals are merged but adjacent ones kept apart: walk the adjacent run.
+        while (j < o.length && o[j]!.end < iv.start) j++;
+        let next = iv.start;
+        let k = j;
+        while (k < o.length && o[k]!.start <= next && next <= iv.end) {
+          if (o[k]!.end >= next) next = o[k]!.end + 1n;
+          k++;
+        }
+        if (next <= iv.end) return false;
+      }
+    }
+    return true;
+  }
 }
 
 function prefixOf(family: IpFamily, iv: Interval): number | null {

@@ -18,9 +18,13 @@
  * holds a lock on its prefix while it lives, so concurrent runs take turns instead of
  * destroying each other's namespaces.
  */
-import { spawn } from 'node:child_process';
 import { AddressSet, addressFamily, canonicalAddress } from '../../src/policy/addresses.js';
-import { createNetwork, destroyByPrefix, type NetnsNetwork } from '../../src/host/netns.js';
+import {
+  createNetwork,
+  destroyByPrefix,
+  lockPrefix,
+  type NetnsNetwork,
+} from '../../src/host/netns.js';
 import { hasCommand, run } from '../../src/host/run.js';
 import { LAB_IPV4_RANGE, LAB_IPV6_RANGE } from '../../src/lab/addressing.js';
 import {
@@ -160,35 +164,7 @@ function addressOwners(hosts: readonly LabHostSpec[]): Map<string, string> {
   return owner;
 }
 
-/**
- * Takes an exclusive lock on a namespace prefix, so that two runs of the same test (a
- * developer's and the suite's, say) never tear down each other's namespaces. The lock is
- * held by a `flock` child that waits on our stdin: it is released when we release it, and
- * also when this process dies, however it dies.
- */
-export async function lockPrefix(prefix: string, timeoutMs: number): Promise<() => Promise<void>> {
-  const path = `/run/lock/bulkhead-lab-${prefix}.lock`;
-  const seconds = String(Math.max(1, Math.ceil(timeoutMs / 1000)));
-  const child = spawn(
-    'flock',
-    ['--exclusive', '--timeout', seconds, path, 'sh', '-c', 'echo locked; exec cat'],
-    {
-      stdio: ['pipe', 'pipe', 'inherit'],
-    },
-  );
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const locked = await new Promise<boolean>((resolve) => {
-    child.stdout.once('data', () => resolve(true));
-    child.once('exit', () => resolve(false));
-    child.once('error', () => resolve(false));
-  });
-  if (!locked)
-    throw new Error(`lab prefix "${prefix}" is still in use after ${seconds}s (lock ${path})`);
-  return async () => {
-    child.stdin.end();
-    await exited;
-  };
-}
+export { lockPrefix };
 
 /** Builds the namespaces, starts one helper in each, and returns the lab. */
 export async function startKernelLab(options: KernelLabOptions): Promise<KernelLab> {

@@ -215,21 +215,6 @@ function serviceMatches(services: Services): ServiceMatch[] {
 // ---------------------------------------------------------------------------------------
 // Addresses
 
-function addressesOverlap(a: AddressSet, b: AddressSet): boolean {
-  for (const family of [4, 6] as const) {
-    const x = a.intervals(family);
-    const y = b.intervals(family);
-    let i = 0;
-    let j = 0;
-    while (i < x.length && j < y.length) {
-      if (x[i]!.end < y[j]!.start) i++;
-      else if (y[j]!.end < x[i]!.start) j++;
-      else return true;
-    }
-  }
-  return false;
-}
-
 function allElements(set: AddressSet): string[] {
   return [...set.elements(4), ...set.elements(6)];
 }
@@ -348,7 +333,7 @@ function carveAlwaysAllowed(
 ): AddressSet {
   let kept = peers;
   for (const a of endpoint.alwaysAllowed) {
-    if (!appliesTo(a, direction) || !addressesOverlap(kept, a.addresses)) continue;
+    if (!appliesTo(a, direction) || !kept.meets(a.addresses)) continue;
     const aServices: Services = a.ports.length === 0 ? 'all' : a.ports;
     if (!servicesOverlap(aServices, rule.services)) continue;
     kept = without(kept, a.addresses);
@@ -386,7 +371,7 @@ function overlappingAllows(
   return rules
     .filter((r) => r.action === 'allow')
     .filter((r) => servicesOverlap(r.services, rule.services))
-    .filter((r) => addressesOverlap(peerAddresses(peerSets, r, workload).addresses, peers))
+    .filter((r) => peerAddresses(peerSets, r, workload).addresses.meets(peers))
     .map((r) => r.ruleId);
 }
 

@@ -18,7 +18,7 @@ import type { Endpoint } from './endpoints.js';
 import { UniqueNames } from './naming.js';
 import type { DistinctFlow } from './observe.js';
 import { actorKey, pairsKey, type Actor, type LabelPairs, type Placement } from './placement.js';
-import { addressSetCovers, peerListKey, type PeerList, type PeerLists } from './peers.js';
+import { peerListKey, type PeerList, type PeerLists } from './peers.js';
 import { formatServices, ServiceAccumulator, servicesCover } from './services.js';
 import { addTally, Examples, frozenTally, newTally, type MutableTally } from './tally.js';
 import type { Granularity, ObservedService, RuleEvidence } from './types.js';
@@ -245,7 +245,7 @@ function foldSubsumedLists(drafts: readonly Draft[], peers: PeerLists): Draft[] 
     info.forEach((x, i) => {
       const containers = info
         .slice(i + 1)
-        .filter((y) => addressSetCovers(y.set, x.set))
+        .filter((y) => y.set.covers(x.set))
         // A container only ever gains flows it already admits, so its services hold still.
         .map((y) => ({ d: y.d, services: draftServices(y.d) }));
       if (containers.length === 0) return;

@@ -12,7 +12,6 @@ import {
   type ResolvedPolicy,
   type ResolvedRule,
 } from '../resolve.js';
-import { addressSetsMeet } from './peers.js';
 import { servicesOverlap } from './services.js';
 import type { OverriddenDeny } from './types.js';
 
@@ -37,7 +36,7 @@ export function overriddenDenies(
   // (A workload whose own address lies in a deny's IP list is not looked for: workloads
   // sit in private ranges that the lists a deny names rarely hold.)
   const meet = (g: ResolvedActors, d: ResolvedActors, dWorkloads: readonly Workload[]): boolean =>
-    addressSetsMeet(g.ipAddresses, d.ipAddresses) ||
+    g.ipAddresses.meets(d.ipAddresses) ||
     (g.clauses.length > 0 &&
       dWorkloads.some((w) => g.clauses.some((c) => clauseMatches(c, w, members))));
   const out: OverriddenDeny[] = [];

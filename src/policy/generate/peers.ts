@@ -83,39 +83,3 @@ function sizeOf(set: AddressSet): bigint {
   for (const f of [4, 6] as const) for (const iv of set.intervals(f)) n += iv.end - iv.start + 1n;
   return n;
 }
-
-/** Whether every address of `inner` is in `outer` (both sorted, merged intervals). */
-export function addressSetCovers(outer: AddressSet, inner: AddressSet): boolean {
-  for (const f of [4, 6] as const) {
-    const o = outer.intervals(f);
-    let j = 0;
-    for (const iv of inner.intervals(f)) {
-      // Overlapping intervals are merged but adjacent ones kept apart: walk the adjacent run.
-      while (j < o.length && o[j]!.end < iv.start) j++;
-      let next = iv.start;
-      let k = j;
-      while (k < o.length && o[k]!.start <= next && next <= iv.end) {
-        if (o[k]!.end >= next) next = o[k]!.end + 1n;
-        k++;
-      }
-      if (next <= iv.end) return false;
-    }
-  }
-  return true;
-}
-
-/** Whether some address is in both. */
-export function addressSetsMeet(a: AddressSet, b: AddressSet): boolean {
-  for (const f of [4, 6] as const) {
-    const x = a.intervals(f);
-    const y = b.intervals(f);
-    let i = 0;
-    let j = 0;
-    while (i < x.length && j < y.length) {
-      if (x[i]!.end < y[j]!.start) i++;
-      else if (y[j]!.end < x[i]!.start) j++;
-      else return true;
-    }
-  }
-  return false;
-}
