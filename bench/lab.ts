@@ -25,12 +25,9 @@
  * and on SIGINT/SIGTERM, and a crashed run's leftovers at the next start.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { stringify } from 'yaml';
 import { ApiClient } from '../src/cli/client.js';
@@ -42,6 +39,7 @@ import { LAB_TABLE } from '../src/lab/network.js';
 import { labUnavailable } from '../src/lab/preflight.js';
 import type { LabState } from '../src/lab/state.js';
 import { labUp } from '../src/lab/up.js';
+import { freePort, ServerProcess } from '../src/lab/server-process.js';
 import { table } from './report.js';
 
 export interface LabBenchOptions {
@@ -72,7 +70,6 @@ const RELAY_PORT = 7491;
 const OWNER = 'bench-lab-owner-key-0123456789abcdef';
 /** USER_HZ: what /proc/PID/stat counts CPU time in. */
 const CLOCK_TICKS = 100;
-const MAIN = resolve(fileURLToPath(import.meta.url), '../../src/cli/main.js');
 
 // --- The estate ---------------------------------------------------------------------------
 
@@ -178,14 +175,6 @@ function distribution(values: readonly number[]): Distribution {
     max: s[s.length - 1] ?? Number.NaN,
     min: s[0] ?? Number.NaN,
   };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((r) => server.close(r));
-  return port;
 }
 
 // --- /proc -----------------------------------------------------------------------------------
@@ -400,64 +389,12 @@ function summarise(samples: readonly ProcessSample[], busy: number, total: numbe
 
 // --- The control plane ----------------------------------------------------------------------
 
-class ControlPlane {
-  private child: ChildProcess | null = null;
+/** The control plane's own process, with an owner's client. */
+class ControlPlane extends ServerProcess {
   readonly client: ApiClient;
-  constructor(
-    readonly port: number,
-    readonly dataDir: string,
-  ) {
+  constructor(port: number, dataDir: string) {
+    super({ port, dataDir, ownerKey: OWNER });
     this.client = new ApiClient(this.url, OWNER);
-  }
-  get url(): string {
-    return `http://127.0.0.1:${this.port}`;
-  }
-  get pid(): number {
-    return this.child?.pid ?? -1;
-  }
-  get running(): boolean {
-    return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
-  }
-  async start(): Promise<void> {
-    await mkdir(this.dataDir, { recursive: true });
-    const log = openSync(join(this.dataDir, 'server.log'), 'a');
-    // SQLite in the data directory, whatever the caller's environment says.
-    const env: NodeJS.ProcessEnv = { ...process.env, BULKHEAD_OWNER_KEY: OWNER };
-    for (const k of ['DATABASE_URL', 'BULKHEAD_DATABASE_SCHEMA', 'BULKHEAD_SYSLOG']) delete env[k];
-    try {
-      this.child = spawn(
-        process.execPath,
-        [MAIN, 'server', '--port', String(this.port), '--data-dir', this.dataDir],
-        { env, stdio: ['ignore', log, log] },
-      );
-    } finally {
-      closeSync(log);
-    }
-    const child = this.child;
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      if (child.exitCode !== null)
-        throw new Error(`the control plane exited ${child.exitCode} (log: ${this.dataDir})`);
-      const ok = await fetch(`${this.url}/api/v1/health`)
-        .then((r) => r.ok)
-        .catch(() => false);
-      if (ok) return;
-      if (Date.now() > deadline) throw new Error('the control plane did not answer in 30 s');
-      await sleep(200);
-    }
-  }
-  /** Synchronous, for process exit. */
-  kill(): void {
-    if (this.running) this.child!.kill('SIGKILL');
-  }
-  async stop(): Promise<void> {
-    const child = this.child;
-    if (!child || !this.running) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
   }
 }
 

@@ -4,6 +4,8 @@
  *
  *   --only compile|api|datapath|generate|lab  one benchmark (default: compile then api; datapath
  *                           and lab need root)
+ *   --only flows            the flow store: ingest and map/explorer latency (its options: bench/flows.ts,
+ *                           --only flows --help)
  *   --agents 1k,10k         api: simulated agents (default 1k,10k)
  *   --seconds N             api: how long to drive each store (default 10)
  *   --connections N         api: concurrent connections of the load generator (default 8)
@@ -34,6 +36,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { apiReport, runApiBench } from './api.js';
 import { datapathReport, runDatapathBench } from './datapath.js';
+import { flowsMain, isFlowsRun } from './flows.js';
 import { countLabel, generateReport, runGenerateBench } from './generate.js';
 import { DEFAULT_LAB_OPTIONS, labReport, runLabBench } from './lab.js';
 import { GRANULARITIES, type Granularity } from '../src/policy/generate/index.js';
@@ -421,6 +424,7 @@ function report(results: readonly SizeResult[]): string {
 }
 
 async function main(): Promise<void> {
+  if (isFlowsRun(process.argv.slice(2))) return flowsMain(process.argv.slice(2));
   const args = parseArgs(process.argv.slice(2));
   if (args.child) {
     childMain(args);

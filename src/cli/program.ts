@@ -12,7 +12,12 @@ type Register = (program: Command, io: CliIo) => void;
 const COMMANDS: readonly { names: readonly string[]; load: () => Promise<Register> }[] = [
   { names: ['agent'], load: async () => (await import('./commands/agent.js')).registerAgent },
   { names: ['decide'], load: async () => (await import('./commands/decide.js')).registerDecide },
+  { names: ['demo'], load: async () => (await import('./commands/demo.js')).registerDemo },
   { names: ['import'], load: async () => (await import('./commands/import.js')).registerImport },
+  {
+    names: ['map', 'flows'],
+    load: async () => (await import('./commands/flows.js')).registerFlows,
+  },
   { names: ['lab'], load: async () => (await import('./commands/lab.js')).registerLab },
   { names: ['policy'], load: async () => (await import('./commands/policy.js')).registerPolicy },
   { names: ['server'], load: async () => (await import('./commands/server.js')).registerServer },

@@ -85,7 +85,7 @@ export function serviceMatches(port: ServicePort, flow: Flow, side: Side = 'inbo
   return port.icmpType === undefined || port.icmpType === flow.icmpType;
 }
 
-function servicesMatch(services: ResolvedRule['services'], flow: Flow, side: Side): boolean {
+export function servicesMatch(services: ResolvedRule['services'], flow: Flow, side: Side): boolean {
   return services === 'all' || services.some((s) => serviceMatches(s, flow, side));
 }
 
@@ -98,7 +98,8 @@ interface ParsedEndpoint {
   readonly addr: { family: IpFamily; value: bigint };
 }
 
-function clausesSelect(
+/** Whether a side's workload clauses select `workload` (an address alone is never selected). */
+export function clausesSelect(
   actors: ResolvedActors,
   workload: Workload | undefined,
   policy: ResolvedPolicy,
@@ -114,6 +115,27 @@ function peerMatches(actors: ResolvedActors, ep: ParsedEndpoint, policy: Resolve
   return hasAddress(actors.ipAddresses, ep.addr) || clausesSelect(actors, ep.workload, policy);
 }
 
+const parsedEndpoint = (e: FlowEndpoint): ParsedEndpoint => ({
+  workload: e.workload,
+  addr: addressValue(e.address),
+});
+
+/**
+ * A flow whose ends' addresses are parsed on first use, then shared by both sides' rules and
+ * endpoints (parsing is most of the cost of a decision); a side that judges nothing parses none.
+ */
+class ParsedFlow {
+  private source?: ParsedEndpoint;
+  private destination?: ParsedEndpoint;
+  constructor(readonly flow: Flow) {}
+  get src(): ParsedEndpoint {
+    return (this.source ??= parsedEndpoint(this.flow.source));
+  }
+  get dst(): ParsedEndpoint {
+    return (this.destination ??= parsedEndpoint(this.flow.destination));
+  }
+}
+
 /**
  * The rules that a side consults for a flow, in policy order. Only workload actors select
  * the workload whose firewall judges; an IP list only ever describes the peer. So a rule
@@ -121,14 +143,11 @@ function peerMatches(actors: ResolvedActors, ep: ParsedEndpoint, policy: Resolve
  * does not open the inbound side of a workload that happens to sit inside the range.
  */
 export function matchingRules(policy: ResolvedPolicy, flow: Flow, side: Side): ResolvedRule[] {
-  const src: ParsedEndpoint = {
-    workload: flow.source.workload,
-    addr: addressValue(flow.source.address),
-  };
-  const dst: ParsedEndpoint = {
-    workload: flow.destination.workload,
-    addr: addressValue(flow.destination.address),
-  };
+  return rulesMatching(policy, new ParsedFlow(flow), side);
+}
+
+function rulesMatching(policy: ResolvedPolicy, parsed: ParsedFlow, side: Side): ResolvedRule[] {
+  const { flow, src, dst } = parsed;
   return policy.rules.filter((r) => {
     if (!servicesMatch(r.services, flow, side)) return false;
     return side === 'inbound'
@@ -137,13 +156,16 @@ export function matchingRules(policy: ResolvedPolicy, flow: Flow, side: Side): R
   });
 }
 
-function alwaysAllowedFor(policy: ResolvedPolicy, flow: Flow, side: Side): DecidedBy | null {
-  const remote = side === 'inbound' ? flow.source.address : flow.destination.address;
-  const addr = addressValue(remote);
+function alwaysAllowedFor(
+  policy: ResolvedPolicy,
+  parsed: ParsedFlow,
+  side: Side,
+): DecidedBy | null {
+  const addr = (side === 'inbound' ? parsed.src : parsed.dst).addr;
   for (const a of policy.alwaysAllowed) {
     if (a.direction !== 'both' && a.direction !== side) continue;
     if (!hasAddress(a.addresses, addr)) continue;
-    if (a.ports.length === 0 || a.ports.some((p) => serviceMatches(p, flow, side)))
+    if (a.ports.length === 0 || a.ports.some((p) => serviceMatches(p, parsed.flow, side)))
       return { kind: 'always-allowed', name: a.name };
   }
   return null;
@@ -151,16 +173,16 @@ function alwaysAllowedFor(policy: ResolvedPolicy, flow: Flow, side: Side): Decid
 
 function judge(
   policy: ResolvedPolicy,
-  flow: Flow,
+  parsed: ParsedFlow,
   side: Side,
   workload: Workload | undefined,
 ): SideJudgement | null {
   if (!workload || !workload.managed || workload.mode === 'idle') return null;
   const mode = workload.mode;
   const base = { side, workload: workload.name, mode } as const;
-  const always = alwaysAllowedFor(policy, flow, side);
+  const always = alwaysAllowedFor(policy, parsed, side);
   if (always) return { ...base, outcome: 'allow', decidedBy: always };
-  const matched = matchingRules(policy, flow, side);
+  const matched = rulesMatching(policy, parsed, side);
 
   const overrideDeny = matched.find((r) => r.action === 'override-deny');
   const allow = matched.find((r) => r.action === 'allow');
@@ -225,8 +247,9 @@ export function decide(policy: ResolvedPolicy, flow: Flow): FlowDecision {
       outbound: null,
     };
   }
-  const inbound = judge(policy, flow, 'inbound', dst);
-  const outbound = judge(policy, flow, 'outbound', src);
+  const parsed = new ParsedFlow(flow);
+  const inbound = judge(policy, parsed, 'inbound', dst);
+  const outbound = judge(policy, parsed, 'outbound', src);
 
   // The most severe side speaks for the flow; on a tie, the destination (inbound) does.
   let speaker: SideJudgement | null = null;

@@ -5,15 +5,19 @@
  * Access changes are found by deciding a grid of representative flows under both versions.
  * Flows that differ only inside one port range, or between addresses of one IP list interval,
  * are decided alike, so one representative per boundary is exact and keeps the grid small.
+ * The grid is then decided once per class of flows that decide() cannot tell apart, and only
+ * where a changed rule, endpoint or workload reaches (flow-classes.ts): a small edit of a
+ * large estate decides few flows.
  */
 import { AddressSet, formatAddress, type IpFamily } from './addresses.js';
 import {
   decide,
   type Decision,
   type DecidedBy,
+  type FlowDecision,
   type FlowEndpoint,
-  type FlowProtocol,
 } from './decide.js';
+import { flowClasses, type GridVersion, type Probe } from './flow-classes.js';
 import type { Rule, Ruleset, ServicePort, Workload } from './model.js';
 import type { ResolvedPolicy } from './resolve.js';
 
@@ -51,7 +55,7 @@ export interface PolicyDiff {
   readonly rules: readonly RuleChange[];
   readonly objects: readonly ObjectChange[];
   readonly access: readonly AccessChange[];
-  /** How many representative flows were decided under each version. */
+  /** How many representative flows were compared (deciding one per class, see flow-classes.ts). */
   readonly flowsCompared: number;
 }
 
@@ -119,13 +123,6 @@ function diffRules(before: readonly Ruleset[], after: readonly Ruleset[]): RuleC
   for (const id of now.keys())
     if (!old.has(id)) out.push({ change: 'added', ruleId: id, fields: [] });
   return out.sort((a, b) => (a.ruleId < b.ruleId ? -1 : a.ruleId > b.ruleId ? 1 : 0));
-}
-
-interface Probe {
-  readonly proto: FlowProtocol;
-  readonly port?: number;
-  readonly icmpType?: number;
-  readonly process?: string;
 }
 
 function probeLabel(p: Probe): string {
@@ -214,7 +211,124 @@ function representativeOutsiders(policies: readonly ResolvedPolicy[]): Map<strin
   return out;
 }
 
+function endpointIn(policy: ResolvedPolicy, name: string): FlowEndpoint | null {
+  const w: Workload | undefined = policy.workloadByName.get(name);
+  const address = w?.addresses[0];
+  return w && address !== undefined ? { address, workload: w } : null;
+}
+
+function outsiderIn(policy: ResolvedPolicy, address: string): FlowEndpoint {
+  const w = policy.workloadAt(address);
+  return w ? { address, workload: w } : { address };
+}
+
 const SEVERITY: Record<Decision, number> = { allowed: 0, 'potentially-blocked': 1, blocked: 2 };
+
+interface Peer {
+  readonly id: string;
+  readonly workload?: string;
+  readonly address?: string;
+}
+
+/** The flows whose decisions the diff compares: every peer to every peer, by every probe. */
+export interface AccessGrid {
+  /** The workloads of both versions by name, then the representative outsiders. */
+  readonly peers: readonly Peer[];
+  readonly probes: readonly Probe[];
+  readonly versions: readonly [GridVersion, GridVersion];
+  /** peers² x probes: the grid's extent, as reported and as bounded. */
+  readonly size: number;
+}
+
+export function accessGrid(before: ResolvedPolicy, after: ResolvedPolicy): AccessGrid {
+  const names = [...new Set([...before.workloads, ...after.workloads].map((w) => w.name))].sort();
+  const outsiders = representativeOutsiders([before, after]);
+  const probes = representativeProbes([before, after]);
+  const peers: Peer[] = [
+    ...names.map((n) => ({ id: n, workload: n })),
+    ...[...outsiders].map(([a, label]) => ({ id: label, address: a })),
+  ];
+  const version = (policy: ResolvedPolicy): GridVersion => ({
+    policy,
+    endpoints: peers.map((peer) =>
+      peer.workload !== undefined
+        ? endpointIn(policy, peer.workload)
+        : outsiderIn(policy, peer.address!),
+    ),
+  });
+  return {
+    peers,
+    probes,
+    versions: [version(before), version(after)],
+    size: peers.length ** 2 * probes.length,
+  };
+}
+
+/** Calls `visit` with (source, destination, probe) indices for each flow to compare, in report order. */
+export function forEachFlow(
+  grid: AccessGrid,
+  visit: (source: number, destination: number, probe: number) => void,
+): void {
+  const { peers, probes, versions } = grid;
+  peers.forEach((dst, d) => {
+    peers.forEach((src, s) => {
+      // Between two outsiders no firewall of ours stands; a workload to itself is loopback.
+      if (src === dst || (src.workload === undefined && dst.workload === undefined)) return;
+      // A workload that exists in only one version has no "before" (or "after") to compare.
+      if (versions.some((v) => !v.endpoints[s] || !v.endpoints[d])) return;
+      for (let p = 0; p < probes.length; p++) visit(s, d, p);
+    });
+  });
+}
+
+export function accessChange(
+  grid: AccessGrid,
+  source: number,
+  destination: number,
+  probe: number,
+  before: FlowDecision,
+  after: FlowDecision,
+): AccessChange {
+  return {
+    from: grid.peers[source]!.id,
+    to: grid.peers[destination]!.id,
+    service: probeLabel(grid.probes[probe]!),
+    before: before.decision,
+    after: after.decision,
+    decidedBy: after.decidedBy,
+    direction: SEVERITY[after.decision] < SEVERITY[before.decision] ? 'gains' : 'loses',
+  };
+}
+
+/** A grid flow's decisions under both versions, or null where they are the same. */
+type Outcome = { readonly before: FlowDecision; readonly after: FlowDecision } | null;
+
+/**
+ * Decides grid flows (by peer and probe index) under both versions: once per class of
+ * flows (see flow-classes.ts), and not at all where no change can reach the flow.
+ */
+function decisionsCompared(
+  versions: readonly [GridVersion, GridVersion],
+  probes: readonly Probe[],
+) {
+  const classes = flowClasses(versions, probes);
+  const memo = new Map<number, Outcome>();
+  const decideIn = (v: GridVersion, s: number, d: number, p: number) =>
+    decide(v.policy, { source: v.endpoints[s]!, destination: v.endpoints[d]!, ...probes[p]! });
+  const outcome = (s: number, d: number, p: number): Outcome => {
+    if (!classes.mayDiffer(s, d, p)) return null;
+    const before = decideIn(versions[0], s, d, p);
+    const after = decideIn(versions[1], s, d, p);
+    return before.decision === after.decision ? null : { before, after };
+  };
+  return (s: number, d: number, p: number): Outcome => {
+    const { peerClass, peerClasses, probeClass, probeClasses } = classes;
+    const key = (peerClass[s]! * peerClasses + peerClass[d]!) * probeClasses + probeClass[p]!;
+    let known = memo.get(key);
+    if (known === undefined) memo.set(key, (known = outcome(s, d, p)));
+    return known;
+  };
+}
 
 /**
  * Compares two resolved policies. `maxFlows` bounds the access grid (workloads x peers x
@@ -243,55 +357,15 @@ export function diffPolicies(
   }
   const rules = diffRules(before.source.rulesets, after.source.rulesets);
 
-  const names = [...new Set([...before.workloads, ...after.workloads].map((w) => w.name))].sort();
-  const outsiders = representativeOutsiders([before, after]);
-  const probes = representativeProbes([before, after]);
-  const gridSize = (names.length + outsiders.size) ** 2 * probes.length;
+  const grid = accessGrid(before, after);
+  if (grid.size > maxFlows) return { rules, objects, access: [], flowsCompared: 0 };
+  // One policy on both sides decides every flow alike.
+  if (before === after) return { rules, objects, access: [], flowsCompared: grid.size };
+  const compare = decisionsCompared(grid.versions, grid.probes);
   const access: AccessChange[] = [];
-  if (gridSize > maxFlows) return { rules, objects, access, flowsCompared: 0 };
-
-  const endpointIn = (p: ResolvedPolicy, name: string): FlowEndpoint | null => {
-    const w: Workload | undefined = p.workloadByName.get(name);
-    const address = w?.addresses[0];
-    return w && address !== undefined ? { address, workload: w } : null;
-  };
-  const outsiderIn = (p: ResolvedPolicy, address: string): FlowEndpoint => {
-    const w = p.workloadAt(address);
-    return w ? { address, workload: w } : { address };
-  };
-  type Peer = { readonly id: string; readonly workload?: string; readonly address?: string };
-  const peers: Peer[] = [
-    ...names.map((n) => ({ id: n, workload: n })),
-    ...[...outsiders].map(([a, label]) => ({ id: label, address: a })),
-  ];
-  const peerIn = (p: ResolvedPolicy, peer: Peer): FlowEndpoint | null =>
-    peer.workload !== undefined ? endpointIn(p, peer.workload) : outsiderIn(p, peer.address!);
-
-  for (const dst of peers) {
-    for (const src of peers) {
-      // Between two outsiders no firewall of ours stands; a workload to itself is loopback.
-      if (src === dst || (src.workload === undefined && dst.workload === undefined)) continue;
-      const srcBefore = peerIn(before, src);
-      const srcAfter = peerIn(after, src);
-      const dstBefore = peerIn(before, dst);
-      const dstAfter = peerIn(after, dst);
-      // A workload that exists in only one version has no "before" (or "after") to compare.
-      if (!srcBefore || !srcAfter || !dstBefore || !dstAfter) continue;
-      for (const probe of probes) {
-        const b = decide(before, { source: srcBefore, destination: dstBefore, ...probe });
-        const a = decide(after, { source: srcAfter, destination: dstAfter, ...probe });
-        if (b.decision === a.decision) continue;
-        access.push({
-          from: src.id,
-          to: dst.id,
-          service: probeLabel(probe),
-          before: b.decision,
-          after: a.decision,
-          decidedBy: a.decidedBy,
-          direction: SEVERITY[a.decision] < SEVERITY[b.decision] ? 'gains' : 'loses',
-        });
-      }
-    }
-  }
-  return { rules, objects, access, flowsCompared: gridSize };
+  forEachFlow(grid, (s, d, p) => {
+    const outcome = compare(s, d, p);
+    if (outcome) access.push(accessChange(grid, s, d, p, outcome.before, outcome.after));
+  });
+  return { rules, objects, access, flowsCompared: grid.size };
 }

@@ -23,8 +23,10 @@ import {
 } from './auth.js';
 import type { ServerContext } from './context.js';
 import { CompileCache, PolicyHub } from './distribution.js';
+import { createFlowStore, type FlowStoreOptions } from './flows/service.js';
 import { ApiError, errors } from './errors.js';
 import { registerRoutes } from './routes/index.js';
+import { registerUi } from './ui.js';
 import { VERSION } from '../version.js';
 
 declare module 'fastify' {
@@ -45,6 +47,8 @@ export interface BuildOptions {
   readonly bodyLimit?: number;
   /** TLS certificate and key (PEM); plain HTTP without. */
   readonly https?: { readonly cert: Buffer; readonly key: Buffer };
+  /** The flow store's retention and pacing (defaults: minute 1d, hour 90d, day 400d). */
+  readonly flows?: FlowStoreOptions;
 }
 
 export const API_PREFIX = '/api/v1';
@@ -69,14 +73,20 @@ export async function buildServer(options: BuildOptions): Promise<FastifyInstanc
     : Fastify(base);
   const app = server.withTypeProvider<ZodTypeProvider>();
 
+  const audit = new AuditFeed();
   const ctx: ServerContext = {
     store: options.store,
-    audit: new AuditFeed(),
+    audit,
     policies: new PolicyHub(),
     credentials: new CredentialCache(),
     compileCache: new CompileCache(),
+    flows: createFlowStore({ store: options.store, audit, log: server.log }, options.flows),
   };
   app.decorate('bulkhead', ctx);
+  // The flow store's loop (started by `serve`) must stop before the store closes.
+  app.addHook('onClose', async () => {
+    await ctx.flows.stop();
+  });
   app.decorateRequest('principal', null);
 
   // Bad input is reported with the same plain messages as policy files, located in the request.
@@ -163,6 +173,7 @@ export async function buildServer(options: BuildOptions): Promise<FastifyInstanc
     { config: { permission: 'public' }, schema: { hide: true } },
     () => app.swagger(),
   );
+  await registerUi(server);
   return app;
 }
 

@@ -6,6 +6,7 @@ import type { Store } from '../store/store.js';
 import type { AuditFeed } from './audit.js';
 import type { CredentialCache } from './auth.js';
 import type { CompileCache, PolicyHub } from './distribution.js';
+import type { FlowStoreService } from './flows/types.js';
 
 export interface ServerContext {
   readonly store: Store;
@@ -16,6 +17,8 @@ export interface ServerContext {
   readonly credentials: CredentialCache;
   /** The last compiled estate, for incremental recompiles (see `redistribute`). */
   readonly compileCache: CompileCache;
+  /** Flow edges and traffic: the map, the explorer, the plots (its loop is started by `serve`). */
+  readonly flows: FlowStoreService;
 }
 
 /** What every resource's routes plugin is given. */

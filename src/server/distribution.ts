@@ -43,6 +43,9 @@ export function compiledBody(state: NftState): string {
   return JSON.stringify({ mode: state.mode, nft: state, warnings: state.warnings });
 }
 
+/** A workload as the cache compares it: any change to it may change what compiles. */
+const fingerprint = (w: Workload) => JSON.stringify(w);
+
 interface CompiledEstate {
   readonly version: number;
   /** Each workload as compiled, as JSON: what tells a later call which workloads changed. */
@@ -67,6 +70,14 @@ export class CompileCache {
 
   get(): CompiledEstate | null {
     return this.current;
+  }
+  /** The committed estate, if it is `version` compiled against exactly these workloads. */
+  compiledFor(version: number, workloads: readonly Workload[]): CompiledEstate | null {
+    const estate = this.current;
+    if (!estate || estate.version !== version || estate.workloads.size !== workloads.length)
+      return null;
+    const same = workloads.every((w) => estate.workloads.get(w.name) === fingerprint(w));
+    return same ? estate : null;
   }
   stage(estate: CompiledEstate): void {
     this.pending = estate;
@@ -133,7 +144,7 @@ export async function redistribute(
 ): Promise<{ workload: string; revision: number }[]> {
   const version = (await activeVersion(db)) ?? 0;
   const workloads = await loadWorkloads(db);
-  const fingerprints = new Map(workloads.map((w) => [w.name, JSON.stringify(w)]));
+  const fingerprints = new Map(workloads.map((w) => [w.name, fingerprint(w)]));
   const previous = cache?.get();
   let estate =
     previous && previous.version === version

@@ -83,12 +83,28 @@ export async function activePolicy(
   return { version, documents: version ? ((await loadVersion(db, version)) ?? []) : [] };
 }
 
+const documentKey = (d: StoredDocument) => `${d.kind}/${d.name}`;
+
+/**
+ * The documents by kind, then name. The order of rulesets is the order of the compiled
+ * rules, so a version compiles the same whatever order its documents were stored in (the
+ * draft is read back sorted, the demo provisions its own order, a database may collate
+ * names its own way).
+ */
+export function canonicalOrder(documents: readonly StoredDocument[]): StoredDocument[] {
+  return [...documents].sort((a, b) =>
+    documentKey(a) < documentKey(b) ? -1 : documentKey(a) > documentKey(b) ? 1 : 0,
+  );
+}
+
 /** The model from stored documents and the estate. The documents were validated on write. */
 export function policyOf(
   documents: readonly StoredDocument[],
   workloads: readonly Workload[],
 ): Policy {
-  const values: PolicyDocument[] = documents.map((d) => policyDocument.parse(d.spec));
+  const values: PolicyDocument[] = canonicalOrder(documents).map((d) =>
+    policyDocument.parse(d.spec),
+  );
   return { ...policyFromDocuments(values), workloads };
 }
 

@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { openStore, type Store } from '../store/store.js';
+import type { FlowStoreOptions } from './flows/service.js';
 import { buildServer } from './app.js';
 import { ensureOwnerKey } from './bootstrap.js';
 import { syslogFromEnv } from './syslog.js';
@@ -21,6 +22,8 @@ export interface ServeOptions {
   readonly tlsCert?: string;
   readonly tlsKey?: string;
   readonly logLevel?: string;
+  /** The flow store's retention (seconds per resolution) and pacing. */
+  readonly flows?: FlowStoreOptions;
 }
 
 export interface RunningServer {
@@ -54,9 +57,15 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       options.tlsCert && options.tlsKey
         ? { cert: await readFile(options.tlsCert), key: await readFile(options.tlsKey) }
         : undefined;
-    const app = await buildServer({ store, logger, ...(https ? { https } : {}) });
+    const app = await buildServer({
+      store,
+      logger,
+      ...(https ? { https } : {}),
+      ...(options.flows ? { flows: options.flows } : {}),
+    });
     const owner = await ensureOwnerKey(app.bulkhead, options.ownerKey);
     await app.listen({ host: options.host, port: options.port });
+    app.bulkhead.flows.start();
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : options.port;
     const scheme = https ? 'https' : 'http';

@@ -135,6 +135,41 @@ export interface FlowSummariesTable {
   decision: string | null;
 }
 
+/** One distinct flow shape (see src/analysis/flows/model.ts) and its decisions. */
+export interface FlowEdgesTable {
+  id: Generated<number>;
+  /** Canonical text of the edge key (`edgeKeyText`). */
+  key: string;
+  src_workload: string | null;
+  src_address: string | null;
+  dst_workload: string | null;
+  dst_address: string | null;
+  proto: string;
+  port: number | null;
+  process: string | null;
+  /** For an address end: the IP list or subnet it is shown as. */
+  src_group: string | null;
+  dst_group: string | null;
+  decision: string;
+  decided_by: string;
+  draft_decision: string;
+  draft_decided_by: string;
+  /** The flow store's decision revision these verdicts were computed under. */
+  decided_revision: number;
+}
+
+/** Traffic of one edge in one time bucket (minutes, hours or days). */
+export interface FlowBucketsTable {
+  /** Bucket start, epoch seconds. */
+  bucket: number;
+  edge_id: number;
+  connections: number;
+  bytes: number;
+  /** Epoch milliseconds. */
+  first_seen: number;
+  last_seen: number;
+}
+
 export interface AuditEventsTable {
   id: Generated<number>;
   at: IsoTime;
@@ -164,6 +199,10 @@ export interface Database {
   flow_batches: FlowBatchesTable;
   flow_summaries: FlowSummariesTable;
   audit_events: AuditEventsTable;
+  flow_edges: FlowEdgesTable;
+  flow_minutes: FlowBucketsTable;
+  flow_hours: FlowBucketsTable;
+  flow_days: FlowBucketsTable;
 }
 
 export type ApiKeyRow = Selectable<ApiKeysTable>;

@@ -9,16 +9,16 @@
  * visibility mode, tamper, the control plane down (agents restarted meanwhile), and a
  * deny-everything policy.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { openSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NODE_FLAGS } from '../../src/agent/install.js';
 import { run } from '../../src/host/run.js';
 import type { ProbeRow } from '../../src/lab/probe.js';
+import { freePort, ServerProcess } from '../../src/lab/server-process.js';
 import { readState, type LabState } from '../../src/lab/state.js';
 import type { TrafficResult } from '../../src/lab/traffic.js';
 import { decide } from '../../src/policy/decide.js';
@@ -35,38 +35,6 @@ const ROOT = resolve(import.meta.dirname, '../..');
 const MAIN = join(ROOT, 'dist/src/cli/main.js');
 const unavailable = await kernelLabUnavailable(['nft', 'conntrack', 'ss']);
 
-/** The control plane in a process of its own, so the test can stop it and start it again. */
-class ControlPlane {
-  private child: ChildProcess | null = null;
-  constructor(
-    readonly port: number,
-    readonly dataDir: string,
-  ) {}
-  get url(): string {
-    return `http://127.0.0.1:${this.port}`;
-  }
-  async start(): Promise<void> {
-    const log = openSync(join(this.dataDir, 'server.log'), 'a');
-    const child = spawn(
-      process.execPath,
-      [MAIN, 'server', '--port', String(this.port), '--data-dir', this.dataDir],
-      { env: { ...process.env, BULKHEAD_OWNER_KEY: OWNER }, stdio: ['ignore', log, log] },
-    );
-    this.child = child;
-    await waitFor('the control plane to answer', 20_000, async () => {
-      if (child.exitCode !== null) throw new Error(`control plane exited ${child.exitCode}`);
-      return (await fetch(`${this.url}/api/v1/health`).catch(() => null))?.ok === true;
-    });
-  }
-  async stop(): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    await exited;
-  }
-}
-
 async function waitFor(what: string, ms: number, ok: () => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {
@@ -74,14 +42,6 @@ async function waitFor(what: string, ms: number, ok: () => Promise<boolean>): Pr
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 200));
   }
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((r) => server.close(r));
-  return port;
 }
 
 interface AgentView {
@@ -99,7 +59,7 @@ describe.skipIf(unavailable)(
   () => {
     let dir: string;
     let labDir: string;
-    let plane: ControlPlane;
+    let plane: ServerProcess;
     let store: Store;
     let state: LabState;
     let unlock: (() => Promise<void>) | null = null;
@@ -191,7 +151,11 @@ describe.skipIf(unavailable)(
       unlock = await lockPrefix(PREFIX, 120_000);
       dir = await mkdtemp(join(tmpdir(), 'bulkhead-e2e-'));
       labDir = join(dir, 'lab');
-      plane = new ControlPlane(await freePort(), join(dir, 'plane'));
+      plane = new ServerProcess({
+        port: await freePort(),
+        dataDir: join(dir, 'plane'),
+        ownerKey: OWNER,
+      });
       await run(['mkdir', '-p', plane.dataDir]);
       await plane.start();
       process.env.BULKHEAD_URL = plane.url;

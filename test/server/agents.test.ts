@@ -386,6 +386,18 @@ describe.each(STORE_KINDS)('agent channel on %s', (kind) => {
     expect(await applied()).toMatchObject({ appliedRevision: 3, appliedVersion: 2 });
     await beat({ appliedRevision: 4, appliedVersion: 3 });
     expect(await applied()).toMatchObject({ appliedRevision: 4, appliedVersion: 3 });
+    // The same holds for a late acknowledgement of an older revision.
+    const ack = (revision: number, policyVersion: number) =>
+      s.call({
+        method: 'POST',
+        url: '/api/v1/agent/policy/ack',
+        token: a.credential,
+        payload: { revision, policyVersion, result: 'applied' },
+      });
+    expect((await ack(2, 1)).statusCode).toBe(200);
+    expect(await applied()).toMatchObject({ appliedRevision: 4, appliedVersion: 3 });
+    expect((await ack(5, 4)).statusCode).toBe(200);
+    expect(await applied()).toMatchObject({ appliedRevision: 5, appliedVersion: 4 });
   });
 
   it.skipIf(skip)(

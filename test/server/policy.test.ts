@@ -349,6 +349,11 @@ describe.each(STORE_KINDS)('workloads, draft and versions on %s', (kind) => {
       expect(again.json<{ error: { message: string } }>().error.message).toContain(
         'nothing to provision',
       );
+      // The draft is now the active version: its preview changes nothing and no workload.
+      const unchanged = (
+        await s.call({ method: 'GET', url: '/api/v1/policy/provision/preview' })
+      ).json<{ changes: boolean; workloads: string[]; diff: { accessTotal: number } }>();
+      expect(unchanged).toMatchObject({ changes: false, workloads: [], diff: { accessTotal: 0 } });
 
       // Change only the payments ruleset: only payments workloads' compiled policy changes.
       const rev1 = await revisions();

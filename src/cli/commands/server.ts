@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { FlowQueryError, parseRetention } from '../../analysis/flows/window.js';
 import { serve } from '../../server/serve.js';
 import { CliError, type CliIo } from '../io.js';
 
@@ -17,6 +18,11 @@ export function registerServer(program: Command, io: CliIo): void {
     )
     .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM)')
     .option('--tls-key <file>', 'and this private key (PEM)')
+    .option(
+      '--flow-retention <spec>',
+      'how long flow traffic is kept per resolution, e.g. minute=1d,hour=90d,day=400d',
+      process.env.BULKHEAD_FLOW_RETENTION,
+    )
     .action(
       async (opts: {
         host: string;
@@ -24,10 +30,21 @@ export function registerServer(program: Command, io: CliIo): void {
         dataDir: string;
         tlsCert?: string;
         tlsKey?: string;
+        flowRetention?: string;
       }) => {
         const port = Number(opts.port);
         if (!Number.isInteger(port) || port < 0 || port > 65535)
           throw new CliError(`--port: "${opts.port}" is not a port`, 2);
+        let retention;
+        try {
+          retention = opts.flowRetention ? parseRetention(opts.flowRetention) : undefined;
+        } catch (e) {
+          if (!(e instanceof FlowQueryError)) throw e;
+          throw new CliError(
+            `--flow-retention (or BULKHEAD_FLOW_RETENTION): ${e.message.replace(/^retention: /, '')}`,
+            2,
+          );
+        }
         const running = await serve({
           host: opts.host,
           port,
@@ -39,6 +56,7 @@ export function registerServer(program: Command, io: CliIo): void {
           ...(process.env.BULKHEAD_OWNER_KEY ? { ownerKey: process.env.BULKHEAD_OWNER_KEY } : {}),
           ...(opts.tlsCert ? { tlsCert: opts.tlsCert } : {}),
           ...(opts.tlsKey ? { tlsKey: opts.tlsKey } : {}),
+          ...(retention ? { flows: { retention } } : {}),
         });
         io.err(
           `bulkhead control plane on ${running.url} (store: ${running.store.dialect.location})`,

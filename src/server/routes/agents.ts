@@ -32,6 +32,11 @@ import { compiledFor, redistribute } from '../distribution.js';
 import { errors } from '../errors.js';
 import type { RouteOptions } from '../context.js';
 
+/** True when `revision` is newer than the agent row's applied revision (or none is recorded). */
+function newer(revision: number) {
+  return sql<boolean>`(applied_revision is null or applied_revision < ${revision})`;
+}
+
 /** How often an agent without an open event stream should poll its policy. */
 export const POLL_INTERVAL_SECONDS = 30;
 const DAY = 86_400;
@@ -632,8 +637,6 @@ export const agentRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ct
       // A heartbeat sent before an apply can arrive after that apply's acknowledgement (an
       // agent's calls run on more than one connection): what it says was applied only ever
       // moves the record forward.
-      const newer = (revision: number) =>
-        sql<boolean>`(applied_revision is null or applied_revision < ${revision})`;
       await ctx.store.db
         .updateTable('agents')
         .set({
@@ -795,8 +798,9 @@ export const agentRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ct
         await ctx.store.db
           .updateTable('agents')
           .set({
-            applied_revision: revision,
-            applied_version: policyVersion,
+            // A late acknowledgement of an older revision must not move the record back.
+            applied_revision: sql<number>`case when ${newer(revision)} then ${revision} else applied_revision end`,
+            applied_version: sql<number>`case when ${newer(revision)} then ${policyVersion} else applied_version end`,
             status: 'ok',
             last_heartbeat_at: now,
           })

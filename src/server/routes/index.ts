@@ -4,6 +4,8 @@ import type { RouteOptions } from '../context.js';
 import { agentRoutes } from './agents.js';
 import { agentTamperRoutes } from './agent-tamper.js';
 import { auditRoutes } from './audit.js';
+import { demoRoutes } from './demo.js';
+import { flowRoutes } from './flows.js';
 import { healthRoutes } from './health.js';
 import { keyRoutes } from './keys.js';
 import { labelRoutes } from './labels.js';
@@ -22,6 +24,8 @@ export const registerRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
     agentTamperRoutes,
     auditRoutes,
     labelRoutes,
+    demoRoutes,
+    flowRoutes,
   ]) {
     await app.register(routes, { ctx });
   }

@@ -9,6 +9,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Transaction } from 'kysely';
 import { PolicyError } from '../../policy/issues.js';
 import type { Workload } from '../../policy/model.js';
+import type { ResolvedPolicy } from '../../policy/resolve.js';
 import { plainIssues, policyDocument } from '../../policy-as-code/schema.js';
 import type { Database } from '../../store/schema.js';
 import type { Db } from '../../store/store.js';
@@ -63,9 +64,9 @@ export function requireResolvable(
   documents: readonly StoredDocument[],
   workloads: readonly Workload[],
   what?: string,
-): void {
+): ResolvedPolicy {
   try {
-    resolveStored(documents, workloads);
+    return resolveStored(documents, workloads);
   } catch (e) {
     if (e instanceof PolicyError) {
       const details = policyErrorDetails(e);

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Transaction } from 'kysely';
-import { compilePolicy } from '../../policy/compile/endpoint.js';
+import { compilePolicy, type CompiledPolicy } from '../../policy/compile/endpoint.js';
 import { nftState } from '../../policy/compile/nft.js';
 import { diffPolicies } from '../../policy/diff.js';
 import type { Database } from '../../store/schema.js';
@@ -19,6 +19,7 @@ import { errors } from '../errors.js';
 import {
   activePolicy,
   activeVersion,
+  canonicalOrder,
   loadDraft,
   loadVersion,
   loadWorkloads,
@@ -33,44 +34,39 @@ export const MAX_ACCESS_CHANGES = 500;
 /** Bound on the diff's grid of representative flows, so a preview stays quick. */
 const MAX_DIFF_FLOWS = 500_000;
 
-const sameDocuments = (a: readonly StoredDocument[], b: readonly StoredDocument[]) => {
+export const sameDocuments = (a: readonly StoredDocument[], b: readonly StoredDocument[]) => {
   const canon = (docs: readonly StoredDocument[]) =>
-    stableJson(
-      [...docs]
-        .sort((x, y) =>
-          `${x.kind}/${x.name}` < `${y.kind}/${y.name}`
-            ? -1
-            : `${x.kind}/${x.name}` > `${y.kind}/${y.name}`
-              ? 1
-              : 0,
-        )
-        .map((d) => ({ kind: d.kind, name: d.name, spec: d.spec })),
-    );
+    stableJson(canonicalOrder(docs).map((d) => ({ kind: d.kind, name: d.name, spec: d.spec })));
   return canon(a) === canon(b);
 };
 
+/** The workloads whose stored compiled policy differs from `compiled`, by name. */
+async function changedWorkloads(db: Db, compiled: CompiledPolicy): Promise<string[]> {
+  const rows = await db.selectFrom('compiled_policies').select(['workload', 'compiled']).execute();
+  const stored = new Map(rows.map((r) => [r.workload, r.compiled]));
+  const changed: string[] = [];
+  for (const [name, endpoint] of compiled.endpoints) {
+    if (stored.get(name) !== compiledBody(nftState(endpoint, compiled.peerSets)))
+      changed.push(name);
+  }
+  return changed.sort();
+}
+
 /** The diff between the active version and `target`, and the workloads whose policy changes. */
-async function preview(db: Db, target: readonly StoredDocument[]) {
+async function preview(db: Db, cache: CompileCache, target: readonly StoredDocument[]) {
   const { version, documents: active } = await activePolicy(db);
   const workloads = await loadWorkloads(db);
-  requireResolvable(target, workloads);
-  const before = resolveStored(active, workloads);
-  const after = resolveStored(target, workloads);
+  const after = requireResolvable(target, workloads);
+  const changes = !sameDocuments(active, target);
+  // An unchanged draft is the active version: the same resolved policy on both sides tells
+  // the diff that nothing can differ, and the active version's compile is likely cached.
+  const before = changes ? resolveStored(active, workloads) : after;
   const diff = diffPolicies(before, after, MAX_DIFF_FLOWS);
-  const stored = new Map(
-    (await db.selectFrom('compiled_policies').select(['workload', 'compiled']).execute()).map(
-      (r) => [r.workload, r.compiled],
-    ),
-  );
-  const compiled = compilePolicy(after);
-  const changedWorkloads: string[] = [];
-  for (const [name, endpoint] of compiled.endpoints) {
-    const state = nftState(endpoint, compiled.peerSets);
-    if (stored.get(name) !== compiledBody(state)) changedWorkloads.push(name);
-  }
+  const cached = changes ? null : cache.compiledFor(version ?? 0, workloads);
+  const workloadsChanged = await changedWorkloads(db, cached?.compiled ?? compilePolicy(after));
   return {
     activeVersion: version,
-    changes: !sameDocuments(active, target),
+    changes,
     diff: {
       objects: diff.objects.map((o) => ({ ...o, fields: [...o.fields] })),
       rules: diff.rules.map((r) => ({ ...r, fields: [...r.fields] })),
@@ -79,7 +75,7 @@ async function preview(db: Db, target: readonly StoredDocument[]) {
       accessTruncated: diff.access.length > MAX_ACCESS_CHANGES,
       flowsCompared: diff.flowsCompared,
     },
-    workloads: changedWorkloads.sort(),
+    workloads: workloadsChanged,
   };
 }
 
@@ -134,7 +130,7 @@ const provisioned = z.object({
 });
 
 /** Makes `documents` version N+1, active, and recompiles; in the caller's transaction. */
-async function provisionIn(
+export async function provisionIn(
   trx: Transaction<Database>,
   cache: CompileCache,
   documents: readonly StoredDocument[],
@@ -247,7 +243,7 @@ export const versionRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
         response: { 200: previewView },
       },
     },
-    async () => preview(ctx.store.db, await loadDraft(ctx.store.db)),
+    async () => preview(ctx.store.db, ctx.compileCache, await loadDraft(ctx.store.db)),
   );
 
   app.post(
@@ -267,7 +263,9 @@ export const versionRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { 
     },
     async (request, reply) => {
       if (request.query.dryRun === 'true' || request.body.dryRun === true)
-        return reply.code(200).send(await preview(ctx.store.db, await loadDraft(ctx.store.db)));
+        return reply
+          .code(200)
+          .send(await preview(ctx.store.db, ctx.compileCache, await loadDraft(ctx.store.db)));
       const { message } = request.body;
       const { version, changed } = await change(ctx, request, async (trx, audit) => {
         const draft = await loadDraft(trx);

@@ -108,13 +108,13 @@ async function findRow(db: Transaction<Database>, name: string): Promise<Workloa
   return db.selectFrom('workloads').selectAll().where('name', '=', name).executeTakeFirst();
 }
 
-type WorkloadFields = Pick<
+export type WorkloadFields = Pick<
   WorkloadView,
   'name' | 'addresses' | 'labels' | 'mode' | 'managed' | 'users'
 >;
 
 /** Creates or replaces one workload in the transaction and audits a real change. */
-async function putWorkload(
+export async function putWorkload(
   trx: Transaction<Database>,
   audit: Audit,
   w: WorkloadFields,
@@ -154,6 +154,20 @@ async function putWorkload(
   const created: WorkloadView = { kind: 'Workload', ...w, createdAt: now, updatedAt: now };
   await audit({ type: 'workload.create', kind: 'Workload', name: w.name, after: content(created) });
   return { view: created, action: 'created' };
+}
+
+/** Deletes one workload (its compiled policy and agents with it) and audits it; null if absent. */
+export async function deleteWorkload(
+  trx: Transaction<Database>,
+  audit: Audit,
+  name: string,
+): Promise<WorkloadView | null> {
+  const row = await findRow(trx, name);
+  if (!row) return null;
+  await trx.deleteFrom('compiled_policies').where('workload', '=', name).execute();
+  await trx.deleteFrom('workloads').where('name', '=', name).execute();
+  await audit({ type: 'workload.delete', kind: 'Workload', name, before: content(view(row)) });
+  return view(row);
 }
 
 /** Runs a workload change: checks the policy still resolves, recompiles, announces. */
@@ -335,17 +349,9 @@ export const workloadRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
     async (request) => {
       const { name } = request.params;
       return estateChange(ctx, request, async (trx, audit) => {
-        const row = await findRow(trx, name);
-        if (!row) throw errors.notFound('Workload', name);
-        await trx.deleteFrom('compiled_policies').where('workload', '=', name).execute();
-        await trx.deleteFrom('workloads').where('name', '=', name).execute();
-        await audit({
-          type: 'workload.delete',
-          kind: 'Workload',
-          name,
-          before: content(view(row)),
-        });
-        return view(row);
+        const deleted = await deleteWorkload(trx, audit, name);
+        if (!deleted) throw errors.notFound('Workload', name);
+        return deleted;
       });
     },
   );

@@ -5,6 +5,7 @@
 import type { Kysely, Migration, MigrationProvider } from 'kysely';
 import * as initial from './001-initial.js';
 import * as flowLog from './002-flow-log.js';
+import * as flowStore from './003-flow-store.js';
 import type { MigrationContext } from './context.js';
 
 type MigrationModule = { up(db: Kysely<unknown>, ctx: MigrationContext): Promise<void> };
@@ -12,6 +13,7 @@ type MigrationModule = { up(db: Kysely<unknown>, ctx: MigrationContext): Promise
 const MIGRATIONS: Record<string, MigrationModule> = {
   '001-initial': initial,
   '002-flow-log': flowLog,
+  '003-flow-store': flowStore,
 };
 
 export function migrationProvider(ctx: MigrationContext): MigrationProvider {
