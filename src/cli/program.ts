@@ -25,6 +25,10 @@ const COMMANDS: readonly { names: readonly string[]; load: () => Promise<Registe
     names: ['apply', 'get', 'diff', 'provision', 'rollback'],
     load: async () => (await import('./commands/resources.js')).registerResources,
   },
+  {
+    names: ['workloads'],
+    load: async () => (await import('./commands/workloads.js')).registerWorkloads,
+  },
 ];
 
 /** The commands `argv` needs: the one it names, or all of them (help, a typo). */

@@ -296,4 +296,76 @@ describe.skipIf(skipReason !== null)('the web UI in Chromium', () => {
     expect(await page.getByTestId('audit-table').textContent()).toContain('workload.update');
     await shot(page, 'audit');
   }, 180_000);
+  it('generates rules from the traffic, writes them to the draft, and rolls a selection forward', async () => {
+    // The generator: hr in prod at service granularity, previewed (a dry run) first.
+    await page.getByTestId('nav-generator').click();
+    await page.getByTestId('generator-scope').fill('app=hr,env=prod');
+    await page.getByTestId('granularity').getByText('service', { exact: true }).click();
+    await page.getByTestId('generator-window').getByText('30 days').click();
+    await page.getByTestId('generator-preview').click();
+    await page.getByTestId('generator-coverage').waitFor({ timeout: 60_000 });
+    // Every flow observed in scope is allowed by the existing policy plus the draft.
+    expect(await page.getByTestId('coverage-share').textContent()).toBe('100%');
+    expect(await page.getByTestId('coverage-detail').textContent()).toMatch(
+      /(\d[\d,]*) of \1 flows/,
+    );
+    const rules = page.getByTestId('generated-rule');
+    await rules.first().waitFor();
+    expect(await rules.count()).toBeGreaterThan(0);
+    const first = await rules.first().textContent();
+    expect(first).toMatch(/\/tcp|\/udp/);
+    const ruleset = (await rules
+      .first()
+      .locator('td')
+      .first()
+      .locator('div')
+      .first()
+      .textContent())!;
+    expect(await page.getByTestId('generator-yaml').textContent()).toContain('kind: Ruleset');
+    await page
+      .getByTestId('generator-coverage')
+      .evaluate((el: { scrollIntoView(options: object): void }) =>
+        el.scrollIntoView({ block: 'start' }),
+      );
+    await shot(page, 'generator');
+
+    // Written to the draft: the Provisioning page shows the new ruleset as a pending change.
+    await page.getByTestId('generator-write-submit').click();
+    await page.getByTestId('generator-written').waitFor({ timeout: 60_000 });
+    await page.getByTestId('generator-to-provisioning').click();
+    await expect
+      .poll(() => page.getByTestId('provision-preview').textContent(), { timeout: 60_000 })
+      .toContain(`Ruleset/${ruleset}`);
+    await page.getByTestId('simulate').waitFor({ timeout: 60_000 });
+    await shot(page, 'provisioning-generated');
+
+    // Rollout: crm in prod is in visibility; its next step is selective, and the flows the
+    // active policy does not allow stand in the way.
+    await page.getByTestId('nav-rollout').click();
+    await page.getByTestId('rollout-selector').fill('app=crm,env=prod');
+    await page.getByTestId('rollout-apply').click();
+    await page.getByTestId('rollout-flow').first().waitFor({ timeout: 60_000 });
+    const blocking = await page.getByTestId('rollout-flow').allTextContents();
+    expect(blocking.every((r) => r.includes('crm-prod'))).toBe(true);
+    const modes = await page
+      .getByTestId('rollout-workload')
+      .evaluateAll((els: Attributes[]) => els.map((e) => e.getAttribute('data-name') ?? ''));
+    expect(modes.length).toBeGreaterThan(0);
+    expect(modes.every((n) => n.startsWith('crm-prod-'))).toBe(true);
+    expect(await page.getByTestId('rollout-move-start').textContent()).toContain('selective');
+    await page.getByTestId('rollout-move-start').click();
+    await page.getByTestId('rollout-confirm').waitFor();
+    await shot(page, 'rollout');
+    await page.getByTestId('rollout-confirm-submit').click();
+    await page.getByTestId('rollout-moved').waitFor({ timeout: 60_000 });
+    expect(await page.getByTestId('rollout-moved').textContent()).toMatch(
+      new RegExp(`${modes.length} of ${modes.length} workloads`),
+    );
+
+    // The Workloads page shows the new mode.
+    await page.getByTestId('nav-workloads').click();
+    const row = page.locator(`[data-testid="workload-row"][data-name="${modes[0]}"]`);
+    await row.waitFor();
+    expect(await row.getByTestId('mode-select').inputValue()).toBe('selective');
+  }, 240_000);
 });

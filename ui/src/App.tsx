@@ -10,6 +10,8 @@ import { WorkloadsPage } from './pages/WorkloadsPage';
 import { FlowsPage } from './pages/FlowsPage';
 import { RulesetsPage } from './pages/RulesetsPage';
 import { ProvisioningPage } from './pages/ProvisioningPage';
+import { GeneratorPage } from './pages/GeneratorPage';
+import { RolloutPage } from './pages/RolloutPage';
 import { AuditPage } from './pages/AuditPage';
 
 const NAV: readonly { page: Page; label: string; hint: string }[] = [
@@ -17,7 +19,9 @@ const NAV: readonly { page: Page; label: string; hint: string }[] = [
   { page: 'workloads', label: 'Workloads', hint: 'Labels, modes and agents' },
   { page: 'flows', label: 'Flows', hint: 'Explore and export traffic' },
   { page: 'rulesets', label: 'Rulesets', hint: 'Edit the draft policy' },
+  { page: 'generator', label: 'Generator', hint: 'Generate rules from observed traffic' },
   { page: 'provisioning', label: 'Provisioning', hint: 'Preview, provision, roll back' },
+  { page: 'rollout', label: 'Rollout', hint: 'Move workloads towards full enforcement' },
   { page: 'audit', label: 'Audit', hint: 'Who changed what' },
 ];
 
@@ -132,7 +136,9 @@ function Shell() {
         {page === 'workloads' ? <WorkloadsPage /> : null}
         {page === 'flows' ? <FlowsPage /> : null}
         {page === 'rulesets' ? <RulesetsPage /> : null}
+        {page === 'generator' ? <GeneratorPage /> : null}
         {page === 'provisioning' ? <ProvisioningPage /> : null}
+        {page === 'rollout' ? <RolloutPage /> : null}
         {page === 'audit' ? <AuditPage /> : null}
       </main>
     </div>

@@ -3,8 +3,10 @@
  * key, every error becomes an ApiFailure with the server's code, message and located details,
  * and a 401 signs the user out (the key was revoked, or the session's key is wrong).
  */
+import type { Decision } from '../../src/policy/decide.js';
 import type {
   FlowPage,
+  FlowRow,
   MapResult,
   TimeSeries,
   FlowStoreStatus,
@@ -243,3 +245,81 @@ export const flowsApi = {
   timeseries: (query: Query) => get<TimeSeries>('/flows/timeseries', query),
   status: () => get<FlowStoreStatus>('/flows/status'),
 };
+
+// ------------------------------------------------------------------ generation and rollout
+
+export const GRANULARITIES = ['env', 'app', 'tier', 'service', 'process'] as const;
+export type Granularity = (typeof GRANULARITIES)[number];
+
+/** How much observed traffic stands behind something. */
+export interface Tally {
+  readonly flows: number;
+  readonly connections: number;
+  readonly firstSeen: string;
+  readonly lastSeen: string;
+}
+
+export interface RuleEvidence extends Tally {
+  readonly ruleset: string;
+  readonly rule: string;
+  readonly examples: readonly string[];
+}
+
+export interface UncoveredFlow extends Tally {
+  readonly source: string;
+  readonly destination: string;
+  readonly service: string;
+  readonly decision: Decision;
+  readonly reason: string;
+}
+
+/** A generated document, as written to the draft (fields at the top or under `spec`). */
+export type GeneratedDocument = Readonly<Record<string, unknown>> & {
+  readonly kind: string;
+  readonly name: string;
+  readonly spec?: Readonly<Record<string, unknown>>;
+};
+
+/** `POST /policy/generate`: the proposed draft, why each rule exists, and what it covers. */
+export interface GenerateResult {
+  readonly granularity: Granularity;
+  readonly scope: unknown;
+  readonly window: { readonly from: string; readonly to: string } | string | null;
+  readonly documents: readonly GeneratedDocument[];
+  readonly yaml: string;
+  readonly evidence: readonly RuleEvidence[];
+  readonly coverage: {
+    readonly flows: { readonly inScope: number; readonly allowed: number };
+    readonly connections: { readonly inScope: number; readonly allowed: number };
+    readonly share: number;
+    readonly notAllowed: readonly UncoveredFlow[];
+  };
+  readonly alreadyAllowed: readonly (Tally & { readonly by: string })[];
+  readonly blockedByExisting: readonly (Tally & {
+    readonly rule: string;
+    readonly action: string;
+    readonly examples?: readonly string[];
+  })[];
+  readonly unlabelled: readonly (Tally & {
+    readonly workload: string;
+    readonly missing: readonly string[];
+  })[];
+  readonly overriddenDenies: readonly { readonly rule: string; readonly existingRule: string }[];
+  readonly counts: { readonly flows: number; readonly distinct: number; readonly inScope: number };
+  readonly written: boolean;
+}
+
+/** `POST /policy/simulate`: the retained flows replayed against the draft. */
+export interface SimulateResult {
+  readonly window: { readonly from: string; readonly to: string } | string | null;
+  readonly activeVersion: number | null;
+  readonly newlyBlocked: { readonly flows: number; readonly connections: number };
+  readonly newlyAllowed: { readonly flows: number; readonly connections: number };
+  readonly byApplication: readonly {
+    readonly application: string;
+    readonly newlyBlocked: number | { readonly flows: number; readonly connections: number };
+    readonly newlyAllowed: number | { readonly flows: number; readonly connections: number };
+  }[];
+  readonly changes: readonly FlowRow[];
+  readonly truncated: boolean;
+}

@@ -57,3 +57,7 @@ export const labelText = (labels: Readonly<Record<string, string>>): string =>
   Object.entries(labels)
     .map(([k, v]) => `${k}=${v}`)
     .join(', ');
+
+/** `1 flow`, `2 flows`, `12.3K flows`. */
+export const plural = (n: number, one: string, many = `${one}s`): string =>
+  `${count(n)} ${n === 1 ? one : many}`;

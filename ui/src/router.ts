@@ -1,7 +1,16 @@
 /** A small history router: the pages are few and flat, so a path is a page. */
 import { useEffect, useState } from 'react';
 
-export const PAGES = ['map', 'workloads', 'flows', 'rulesets', 'provisioning', 'audit'] as const;
+export const PAGES = [
+  'map',
+  'workloads',
+  'flows',
+  'rulesets',
+  'generator',
+  'provisioning',
+  'rollout',
+  'audit',
+] as const;
 export type Page = (typeof PAGES)[number];
 
 function current(): Page {

@@ -7,6 +7,7 @@ import { formatProblem } from '../../policy-as-code/parse.js';
 import { loadPolicy } from '../../policy-as-code/load.js';
 import { CliError, json, type CliIo } from '../io.js';
 import { BACKENDS, isBackend, renderEndpoint } from '../../policy/compile/backends.js';
+import { registerPolicyGenerate } from './policy-generate.js';
 
 function countBy<T>(
   items: readonly T[],
@@ -132,7 +133,9 @@ async function diff(io: CliIo, opts: { file: string[]; json?: boolean }): Promis
 }
 
 export function registerPolicy(program: Command, io: CliIo): void {
-  const policy = program.command('policy').description('check, compile and compare policy-as-code');
+  const policy = program
+    .command('policy')
+    .description('check, compile and compare policy-as-code; generate and simulate the draft');
   policy
     .command('check')
     .description('validate policy files and print counts, warnings and problems')
@@ -154,4 +157,5 @@ export function registerPolicy(program: Command, io: CliIo): void {
     .requiredOption('-f, --file <path...>', 'the old policy, then the new (give -f twice)')
     .option('--json', 'print the diff as JSON')
     .action((opts: { file: string[]; json?: boolean }) => diff(io, opts));
+  registerPolicyGenerate(policy, io);
 }

@@ -49,10 +49,9 @@ export class DraftBook {
       d.parts.set(flow.serviceText, part);
     }
     addTally(part.tally, flow.tally);
-    part.examples.add(
-      () => `${source.text} -> ${destination.text} ${flow.serviceText}`,
-      flow.tally.connections,
-    );
+    const c = flow.tally.connections;
+    if (part.examples.mayKeep(c))
+      part.examples.add(`${source.text} -> ${destination.text} ${flow.serviceText}`, c);
   }
 
   get size(): number {

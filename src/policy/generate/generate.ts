@@ -25,7 +25,7 @@ import { FullEnforcementJudge, type Verdict } from './judge.js';
 import { sanitizeName } from './naming.js';
 import { groupFlows, type DistinctFlow, type GroupedFlows } from './observe.js';
 import { overriddenDenies } from './overrides.js';
-import { PeerLists } from './peers.js';
+import { PeerLists, type PeerList } from './peers.js';
 import { Placer } from './placement.js';
 import { scopeFilter } from './scope.js';
 import { addTally, Examples, frozenTally, newTally, type MutableTally } from './tally.js';
@@ -66,26 +66,26 @@ export function generatePolicy(input: GenerateInput): GeneratedPolicy {
   // Verdicts are shared by alike flows: read each once.
   const allowedText = new Map<Verdict, string>();
   const deniers = new Map<Verdict, ReturnType<typeof denyingRule>>();
+  // Made once, not per flow: most flows are placed, and that path needs no closure of its own.
+  const peerList = (end: Extract<Endpoint, { kind: 'address' }>): PeerList =>
+    peers.listFor(end.address, end.family, end.value);
   for (const f of flows) {
     const { flow, source, destination } = f;
     const verdict = existing.decide(source, destination, flow.service);
-    const example = (): string => `${source.text} -> ${destination.text} ${flow.serviceText}`;
     if (verdict.decision === 'allowed') {
       let by = allowedText.get(verdict);
       if (by === undefined) allowedText.set(verdict, (by = allowedBy(verdict)));
-      allowed.add(by, { by }, flow, example);
+      allowed.add(by, { by }, f);
       continue;
     }
     let denier = deniers.get(verdict);
     if (denier === undefined) deniers.set(verdict, (denier = denyingRule(verdict)));
     if (denier) {
       f.excluded = `blocked by existing ${denier.action} rule ${denier.ruleId}`;
-      blocked.add(denier.ruleId, { rule: denier.ruleId, action: denier.action }, flow, example);
+      blocked.add(denier.ruleId, { rule: denier.ruleId, action: denier.action }, f);
       continue;
     }
-    const placed = placer.place(source, destination, (end) =>
-      peers.listFor(end.address, end.family, end.value),
-    );
+    const placed = placer.place(source, destination, peerList);
     if (placed.missing) {
       f.excluded = placed.missing
         .map(
@@ -94,12 +94,7 @@ export function generatePolicy(input: GenerateInput): GeneratedPolicy {
         )
         .join('; ');
       for (const m of placed.missing)
-        unlabelled.add(
-          m.workload.name,
-          { workload: m.workload.name, missing: [...m.keys] },
-          flow,
-          example,
-        );
+        unlabelled.add(m.workload.name, { workload: m.workload.name, missing: [...m.keys] }, f);
       continue;
     }
     book.add(placed.placement, flow, source, destination);
@@ -162,6 +157,11 @@ function inScopeFlows(
   }
   problems.throwIfAny();
   return out;
+}
+
+/** A flow as a reviewer reads it among the examples: `web-1 -> api-2 8080/tcp`. */
+function exampleText(f: InScopeFlow): string {
+  return `${f.source.text} -> ${f.destination.text} ${f.flow.serviceText}`;
 }
 
 /** What allowed a flow, e.g. `allow rule shop/web-to-api`; both sides when they differ. */
@@ -229,11 +229,12 @@ class Reports<K extends object> {
   private readonly lines = new Map<string, { key: K; tally: MutableTally; examples: Examples }>();
 
   /** `id` identifies the line (equal ids, equal keys); lines are listed in id order. */
-  add(id: string, key: K, flow: DistinctFlow, example: () => string): void {
+  add(id: string, key: K, f: InScopeFlow): void {
     let line = this.lines.get(id);
     if (!line) this.lines.set(id, (line = { key, tally: newTally(), examples: new Examples() }));
-    addTally(line.tally, flow.tally);
-    line.examples.add(example, flow.tally.connections);
+    addTally(line.tally, f.flow.tally);
+    const c = f.flow.tally.connections;
+    if (line.examples.mayKeep(c)) line.examples.add(exampleText(f), c);
   }
 
   list<T>(make: (key: K, tally: ReturnType<typeof frozenTally>, examples: string[]) => T): T[] {

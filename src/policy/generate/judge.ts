@@ -73,6 +73,11 @@ interface EndClass {
   /** Rule indexes whose sources' / destinations' IP lists hold the end's address. */
   readonly inSourceLists: readonly number[];
   readonly inDestinationLists: readonly number[];
+  /**
+   * The workload's number (-1 for an address): equal numbers make a flow a workload's own.
+   * Read here, with the class, rather than from the ends' workloads on every decision.
+   */
+  readonly workload: number;
 }
 
 /** A clause is filed under each combination of its values when there are at most this many. */
@@ -102,13 +107,18 @@ export class FullEnforcementJudge {
   /** Per IP list (by index): the rules naming it on their sources / destinations. */
   private readonly setRules: [number[][], number[][]] = [[], []];
   private readonly ids = new Map<string, number>();
+  /** Workload name -> its number in EndClass.workload. */
+  private readonly workloadNumbers = new Map<string, number>();
   private readonly selectorClasses = new Map<string, number>();
   private readonly selections = new Map<number, Selection>();
   private readonly listRules = new Map<number, [number[], number[]]>();
   /** By the end's ordinal: an array index, not a hash lookup, per flow. */
   private readonly endClasses: (EndClass | undefined)[] = [];
-  /** By the pair of end classes (one number), then the service. */
-  private readonly decisions = new Map<number, Map<string, Verdict>>();
+  /**
+   * By the source's end class (an array index), the destination's, then the service key:
+   * small integers all, but for process-bound and ICMP services (see serviceKey).
+   */
+  private readonly decisions: (Map<number, Map<number | string, Verdict>> | undefined)[] = [];
   private computed = 0;
 
   constructor(policy: Policy) {
@@ -278,14 +288,19 @@ export class FullEnforcementJudge {
         selection: null,
         inSourceLists,
         inDestinationLists,
+        workload: -1,
       };
     } else {
       const w = this.workloadOf(end);
+      let workload = this.workloadNumbers.get(w.name);
+      if (workload === undefined)
+        this.workloadNumbers.set(w.name, (workload = this.workloadNumbers.size));
       c = {
         id: this.intern(`${this.selectorClass(w)}@${addressClass}`),
         selection: this.selection(w),
         inSourceLists,
         inDestinationLists,
+        workload,
       };
     }
     // Grown in order, so that the array stays a plain (packed) one.
@@ -296,19 +311,15 @@ export class FullEnforcementJudge {
 
   /** decide() on the flow, every workload in full enforcement. */
   decide(source: Endpoint, destination: Endpoint, service: ObservedService): Verdict {
-    const self =
-      source.kind === 'workload' &&
-      destination.kind === 'workload' &&
-      source.workload.name === destination.workload.name;
     const s = this.endClass(source);
     const d = this.endClass(destination);
-    // Exact while there are fewer than 2^26 classes (each class is at least one distinct end).
-    const pairKey = s.id * 67_108_864 + d.id;
-    let byPair = this.decisions.get(pairKey);
-    if (!byPair) this.decisions.set(pairKey, (byPair = new Map<string, Verdict>()));
-    const key = isTransport(service)
-      ? `${service.proto}${service.port}${this.processMatters ? `@${service.process ?? ''}` : ''}${self ? '!' : ''}`
-      : `${service.proto}/${service.icmpType ?? ''}${self ? '!' : ''}`;
+    const self = s.workload >= 0 && s.workload === d.workload;
+    while (this.decisions.length <= s.id) this.decisions.push(undefined); // grown in order
+    let bySource = this.decisions[s.id];
+    if (!bySource) this.decisions[s.id] = bySource = new Map();
+    let byPair = bySource.get(d.id);
+    if (!byPair) bySource.set(d.id, (byPair = new Map<number | string, Verdict>()));
+    const key = this.serviceKey(service, self);
     let verdict = byPair.get(key);
     if (verdict) return verdict;
     // Outbound: the source's rules whose destinations select or hold the destination.
@@ -342,6 +353,19 @@ export class FullEnforcementJudge {
     byPair.set(key, verdict);
     this.computed++;
     return verdict;
+  }
+
+  /**
+   * Equal for services decide() cannot tell apart in a flow. A port (most flows) is a number,
+   * built without allocating, which the decision cache hashes for free; the rest is text.
+   */
+  private serviceKey(service: ObservedService, self: boolean): number | string {
+    if (isTransport(service)) {
+      if (service.process === undefined || !this.processMatters)
+        return ((service.proto === 'udp' ? 65536 : 0) + service.port) * 2 + (self ? 1 : 0);
+      return `${service.proto}${service.port}@${service.process}${self ? '!' : ''}`;
+    }
+    return `${service.proto}/${service.icmpType ?? ''}${self ? '!' : ''}`;
   }
 
   private workloadOf(end: Extract<Endpoint, { kind: 'workload' }>): Workload {

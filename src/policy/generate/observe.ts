@@ -3,7 +3,7 @@
  * (source, destination, service). Everything after works per distinct flow, so this pass is
  * the floor of the generator's cost (the benchmark prints it beside the whole).
  */
-import { GenerationError, ProblemList } from './errors.js';
+import { ProblemList } from './errors.js';
 import { newTally, type MutableTally } from './tally.js';
 import { isTransport, type FlowPeer, type ObservedFlow, type ObservedService } from './types.js';
 
@@ -104,10 +104,6 @@ class PeerIds {
 
 /** Service slots above the port numbers: one per process-bound or ICMP spelling. */
 const FIRST_TEXT_SLOT = 2 * 65536;
-/** Room for a pair's services in a flow's key: exact below 2^53 for 2^33 pairs. */
-const SLOTS = 2 ** 20;
-/** Room for peer ids in a pair's key: exact for 2^26 (67M) distinct peers. */
-const PEERS = 2 ** 26;
 
 /** Only what names the service: an ICMP flow's stray `port` or a blank process go. */
 function cleanService(s: ObservedService): ObservedService {
@@ -125,13 +121,17 @@ function cleanService(s: ObservedService): ObservedService {
  */
 export function groupFlows(flows: Iterable<ObservedFlow>): GroupedFlows {
   const problems = new ProblemList();
-  // Peers, pairs and services become small numbers, and a flow's key one number built from
-  // them: numbers hash and compare far faster than the long text keys they stand for.
+  // Peers and services become small numbers, and a flow is found by its source (an array
+  // index), then its destination, then its service slot. Small integers hash and compare far
+  // faster than text, and unlike one number packed from all three (beyond 2^31: a boxed
+  // double in V8, allocated per lookup and dereferenced per comparison) need no memory.
   const peers = new PeerIds();
-  const pairs = new Map<number, number>();
+  const bySource: (Map<number, Map<number, DistinctFlow>> | undefined)[] = [];
   const textSlots = new Map<string, number>();
   const slotTexts: string[] = [];
-  const byKey = new Map<number, DistinctFlow>();
+  // One service object and text per slot, shared by the distinct flows of that service: far
+  // fewer objects to make and collect, and the few that are stay in the cache.
+  const services = new Map<number, { service: ObservedService; text: string }>();
   const distinct: DistinctFlow[] = [];
   let index = 0;
   for (const f of flows) {
@@ -170,37 +170,39 @@ export function groupFlows(flows: Iterable<ObservedFlow>): GroupedFlows {
     if (typeof slot === 'string') {
       let n = textSlots.get(slot);
       if (n === undefined) {
-        if (FIRST_TEXT_SLOT + slotTexts.length >= SLOTS)
-          throw new GenerationError([
-            `flows[${index}].service: more than ${SLOTS - FIRST_TEXT_SLOT} distinct process-bound or ICMP services`,
-          ]);
         textSlots.set(slot, (n = FIRST_TEXT_SLOT + slotTexts.length));
         slotTexts.push(slot);
       }
       slot = n;
     }
-    const pairKey = src * PEERS + dst;
-    let pair = pairs.get(pairKey);
-    if (pair === undefined) pairs.set(pairKey, (pair = pairs.size));
-    const key = pair * SLOTS + slot;
-    let d = byKey.get(key);
+    while (bySource.length <= src) bySource.push(undefined); // grown in order: a packed array
+    let byDestination = bySource[src];
+    if (!byDestination) bySource[src] = byDestination = new Map();
+    let bySlot = byDestination.get(dst);
+    if (!bySlot) byDestination.set(dst, (bySlot = new Map<number, DistinctFlow>()));
+    let d = bySlot.get(slot);
     if (!d) {
+      let named = services.get(slot);
+      if (!named) {
+        const text =
+          slot >= FIRST_TEXT_SLOT
+            ? slotTexts[slot - FIRST_TEXT_SLOT]!
+            : slot > 65535
+              ? `${slot - 65536}/udp`
+              : `${slot}/tcp`;
+        services.set(slot, (named = { service: cleanService(f.service), text }));
+      }
       d = {
         source: f.source,
         destination: f.destination,
         sourceId: src,
         destinationId: dst,
-        service: cleanService(f.service),
-        serviceText:
-          slot >= FIRST_TEXT_SLOT
-            ? slotTexts[slot - FIRST_TEXT_SLOT]!
-            : slot > 65535
-              ? `${slot - 65536}/udp`
-              : `${slot}/tcp`,
+        service: named.service,
+        serviceText: named.text,
         index,
         tally: newTally(),
       };
-      byKey.set(key, d);
+      bySlot.set(slot, d);
       distinct.push(d);
     }
     const t = d.tally;

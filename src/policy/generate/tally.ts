@@ -38,12 +38,20 @@ export class Examples {
 
   constructor(private readonly limit = 3) {}
 
-  /** The text is built only if the flow is busy enough to be shown (most are not). */
-  add(text: string | (() => string), connections: number): void {
+  /**
+   * Whether a flow this busy may be among the examples. Most are not: checking first spares
+   * building their text (and a closure to build it lazily) for each of them.
+   */
+  mayKeep(connections: number): boolean {
+    const items = this.items;
+    return items.length < this.limit || connections >= items[items.length - 1]!.connections;
+  }
+
+  add(text: string, connections: number): void {
+    if (!this.mayKeep(connections)) return;
     const items = this.items;
     const last = items[items.length - 1];
-    if (items.length === this.limit && connections < last!.connections) return;
-    const item = { text: typeof text === 'string' ? text : text(), connections };
+    const item = { text, connections };
     if (items.length === this.limit) {
       if (!busier(item, last!)) return;
       items.pop();

@@ -27,6 +27,7 @@ import {
   type TimePoint,
   type TimeSeries,
   type TrafficRecord,
+  type WindowRequest,
 } from '../../analysis/flows/model.js';
 import {
   bucketStart,
@@ -40,6 +41,7 @@ import {
   type Retention,
 } from '../../analysis/flows/window.js';
 import { DECISIONS, type Decision } from '../../policy/decide.js';
+import type { ObservedFlow, ObservedService } from '../../policy/generate/index.js';
 import {
   bucketTotals,
   clearFlowTables,
@@ -162,6 +164,15 @@ function canonicalKey(key: EdgeKey): EdgeKey {
   const end = (e: FlowEnd): FlowEnd =>
     e.address === undefined ? e : { address: edgeAddress(e.address) };
   return { ...key, source: end(key.source), destination: end(key.destination) };
+}
+
+/** An edge's service as the generator reads it: ICMP has no port, a transport edge needs one. */
+function observedService(key: EdgeKey): ObservedService | null {
+  if (key.proto === 'icmp' || key.proto === 'icmpv6') return { proto: key.proto };
+  if (key.port === null) return null;
+  return key.process === null
+    ? { proto: key.proto, port: key.port }
+    : { proto: key.proto, port: key.port, process: key.process };
 }
 
 /** What tests reach beyond the service's interface. */
@@ -675,6 +686,30 @@ class FlowStore implements FlowStoreInternals {
     const { rows, estate } = result;
     rows.sort(compareRows(sort));
     for (const r of rows) yield flowRow(r, estate.byName);
+  }
+
+  async observedFlows(window: WindowRequest): Promise<ObservedFlow[]> {
+    let rows: EdgeWithTraffic[];
+    try {
+      rows = (await this.rows({ window })).rows;
+    } catch (e) {
+      throw asApiError(e);
+    }
+    const out: ObservedFlow[] = [];
+    for (const { edge, traffic } of rows) {
+      const service = observedService(edge);
+      // A transport edge always has a port; one without could not become a rule anyway.
+      if (!service) continue;
+      out.push({
+        source: edge.source,
+        destination: edge.destination,
+        service,
+        connections: traffic.connections,
+        firstSeen: traffic.firstSeen,
+        lastSeen: traffic.lastSeen,
+      });
+    }
+    return out;
   }
 
   async timeseries(filter: FlowFilter, resolution?: Resolution): Promise<TimeSeries> {

@@ -14,7 +14,9 @@ import type {
   TimeSeries,
   TrafficRecord,
   Resolution,
+  WindowRequest,
 } from '../../analysis/flows/model.js';
+import type { ObservedFlow } from '../../policy/generate/index.js';
 
 export interface FlowQueries {
   map(query: MapQuery): Promise<MapResult>;
@@ -28,6 +30,11 @@ export interface FlowQueries {
   exportRows(filter: FlowFilter, sort: FlowSort): AsyncIterable<FlowRow>;
   timeseries(filter: FlowFilter, resolution?: Resolution): Promise<TimeSeries>;
   status(): Promise<FlowStoreStatus>;
+  /**
+   * Every edge with traffic in the window as the policy generator reads it: its ends, its
+   * service (and serving process), and its connections and first/last seen there.
+   */
+  observedFlows(window: WindowRequest): Promise<ObservedFlow[]>;
 }
 
 export interface FlowStoreService extends FlowQueries {

@@ -6,6 +6,7 @@ import { agentTamperRoutes } from './agent-tamper.js';
 import { auditRoutes } from './audit.js';
 import { demoRoutes } from './demo.js';
 import { flowRoutes } from './flows.js';
+import { generateRoutes } from './generate.js';
 import { healthRoutes } from './health.js';
 import { keyRoutes } from './keys.js';
 import { labelRoutes } from './labels.js';
@@ -26,6 +27,7 @@ export const registerRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
     labelRoutes,
     demoRoutes,
     flowRoutes,
+    generateRoutes,
   ]) {
     await app.register(routes, { ctx });
   }

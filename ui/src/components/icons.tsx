@@ -4,7 +4,10 @@ const paths: Record<string, string> = {
   workloads: 'M4 5h16v5H4zM4 14h16v5H4zM8 7.5h.01M8 16.5h.01',
   flows: 'M4 7h13l-3-3M20 17H7l3 3',
   rulesets: 'M12 3l8 3v6c0 4.5-3.4 8-8 9-4.6-1-8-4.5-8-9V6zM9 12l2 2 4-4',
+  generator:
+    'M12 3l1.8 4.2L18 9l-4.2 1.8L12 15l-1.8-4.2L6 9l4.2-1.8zM18 15l.9 2.1L21 18l-2.1.9L18 21l-.9-2.1L15 18l2.1-.9z',
   provisioning: 'M12 3v12M7 10l5 5 5-5M5 21h14',
+  rollout: 'M4 18h4v-4h4v-4h4V6h4M16 6h4v4',
   audit: 'M6 3h9l4 4v14H6zM9 11h7M9 15h7M9 7h3',
   logout: 'M15 4h4v16h-4M10 8l-4 4 4 4M6 12h11',
 };

@@ -6,11 +6,13 @@
 import { useState } from 'react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import {
+  ApiFailure,
   flowsApi,
   get,
   send,
   type FlowRow,
   type ProvisionPreview,
+  type SimulateResult,
   type VersionSummary,
 } from '../api';
 import { DecisionBadge, ErrorBox, PageHeader, Spinner } from '../components/ui';
@@ -36,6 +38,12 @@ export function ProvisioningPage() {
       }),
     // Draft decisions are recomputed in the background after a draft change.
     refetchInterval: 5000,
+  });
+  // The what-if: the retained flows replayed against the draft, per application.
+  const simulate = useQuery({
+    queryKey: ['simulate'],
+    queryFn: () => send<SimulateResult>('POST', '/policy/simulate', { since: '7d' }),
+    retry: (n, e) => !(e instanceof ApiFailure && e.status === 404) && n < 2,
   });
   const versions = useQuery({
     queryKey: ['versions'],
@@ -178,6 +186,16 @@ export function ProvisioningPage() {
             </>
           ) : null}
 
+          <Simulation
+            result={simulate.data}
+            loading={simulate.isLoading}
+            error={
+              simulate.error instanceof ApiFailure && simulate.error.status === 404
+                ? null
+                : simulate.error
+            }
+          />
+
           <h3>Observed traffic the draft would block</h3>
           <p className="muted small">
             Flows of the last 7 days allowed now but not under the draft.
@@ -295,6 +313,93 @@ export function ProvisioningPage() {
           ) : null}
         </section>
       </div>
+    </div>
+  );
+}
+
+const flowCount = (v: number | { flows: number; connections: number }): number =>
+  typeof v === 'number' ? v : v.flows;
+
+/** What the draft would newly block and allow of the last 7 days' flows, per application. */
+function Simulation({
+  result,
+  loading,
+  error,
+}: {
+  result: SimulateResult | undefined;
+  loading: boolean;
+  error: unknown;
+}) {
+  if (loading)
+    return (
+      <>
+        <h3>Simulation</h3>
+        <Spinner label="Replaying the last 7 days against the draft…" />
+      </>
+    );
+  if (error) return <ErrorBox error={error} />;
+  if (!result) return null;
+  const apps = result.byApplication.filter(
+    (a) => flowCount(a.newlyBlocked) > 0 || flowCount(a.newlyAllowed) > 0,
+  );
+  return (
+    <div data-testid="simulate">
+      <h3>Simulation: the last 7 days replayed against the draft</h3>
+      <div className="summary-cards compact">
+        <div className="card">
+          <div className="card-label">Newly blocked flows</div>
+          <div
+            className={`card-value ${result.newlyBlocked.flows ? 'bad' : 'ok'}`}
+            data-testid="simulate-blocked"
+          >
+            {count(result.newlyBlocked.flows)}
+          </div>
+        </div>
+        <div className="card">
+          <div className="card-label">Blocked connections</div>
+          <div className={`card-value ${result.newlyBlocked.connections ? 'bad' : ''}`}>
+            {count(result.newlyBlocked.connections)}
+          </div>
+        </div>
+        <div className="card">
+          <div className="card-label">Newly allowed flows</div>
+          <div className="card-value ok" data-testid="simulate-allowed">
+            {count(result.newlyAllowed.flows)}
+          </div>
+        </div>
+        <div className="card">
+          <div className="card-label">Allowed connections</div>
+          <div className="card-value">{count(result.newlyAllowed.connections)}</div>
+        </div>
+      </div>
+      {apps.length ? (
+        <table className="mini" data-testid="simulate-apps">
+          <thead>
+            <tr>
+              <th>Application</th>
+              <th className="num">Conns newly blocked</th>
+              <th className="num">Conns newly allowed</th>
+            </tr>
+          </thead>
+          <tbody>
+            {apps.map((a) => (
+              <tr key={a.application} data-testid="simulate-app">
+                <td className="mono">{a.application}</td>
+                <td className={`num${flowCount(a.newlyBlocked) ? ' bad-text' : ''}`}>
+                  {count(flowCount(a.newlyBlocked))}
+                </td>
+                <td className={`num${flowCount(a.newlyAllowed) ? ' ok-text' : ''}`}>
+                  {count(flowCount(a.newlyAllowed))}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : (
+        <p className="muted small">
+          The draft decides every observed flow as the active policy does.
+        </p>
+      )}
     </div>
   );
 }

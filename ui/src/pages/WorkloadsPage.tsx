@@ -11,7 +11,7 @@ import { ago } from '../format';
 
 const PAGE = 1000;
 
-async function allWorkloads(): Promise<Workload[]> {
+export async function allWorkloads(): Promise<Workload[]> {
   const out: Workload[] = [];
   for (let offset = 0; ; offset += PAGE) {
     const page = await get<{ items: Workload[]; total: number }>('/workloads', {

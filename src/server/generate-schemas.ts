@@ -1,0 +1,128 @@
+/**
+ * The bodies and answers of policy generation and simulation (issue 6). Scope, granularity
+ * and window are read here, so a bad one is a 400 naming the field (`body.scope: "app" is not
+ * key=value`), and the answers are described so they appear in /api/v1/openapi.json.
+ */
+import { z } from 'zod';
+import { parseDuration } from '../analysis/flows/window.js';
+import { DECISIONS } from '../policy/decide.js';
+import { GenerationError, GRANULARITIES, parseScope } from '../policy/generate/index.js';
+import type { LabelSelector } from '../policy/model.js';
+import { flowRowView, flowWindowView } from './flows-schemas.js';
+
+/** Generation and simulation look back 30 days unless told otherwise. */
+export const DEFAULT_GENERATE_SINCE = '30d';
+
+const since = z
+  .string()
+  .max(16)
+  .default(DEFAULT_GENERATE_SINCE)
+  .refine((v) => parseDuration(v) !== null, {
+    error: (iss) => `${JSON.stringify(iss.input)} is not a duration (e.g. 24h, 7d, 30d)`,
+  })
+  .transform((v) => v.trim());
+
+/** Selector text (`app=payments,env=prod`) as the generator's scope; absent or `all`: null. */
+const scope = z
+  .string()
+  .max(2048)
+  .optional()
+  .transform((text, ctx): LabelSelector | null => {
+    if (text === undefined) return null;
+    try {
+      return parseScope(text);
+    } catch (e) {
+      if (!(e instanceof GenerationError)) throw e;
+      for (const p of e.problems)
+        ctx.addIssue({ code: 'custom', message: p.replace(/^scope: /, ''), input: text });
+      return z.NEVER;
+    }
+  });
+
+export const generateBody = z.strictObject({
+  scope,
+  granularity: z.enum(GRANULARITIES),
+  since,
+  /** True (the default) only previews; false also writes the documents to the draft. */
+  dryRun: z.boolean().default(true),
+});
+export type GenerateBody = z.output<typeof generateBody>;
+
+export const simulateBody = z.strictObject({ since }).default({ since: DEFAULT_GENERATE_SINCE });
+
+// ------------------------------------------------------------------ answers
+
+const list = <T extends z.ZodType>(item: T) => z.array(item).readonly();
+const tally = {
+  flows: z.number(),
+  connections: z.number(),
+  firstSeen: z.string(),
+  lastSeen: z.string(),
+};
+const decision = z.enum(DECISIONS);
+
+export const generateView = z.object({
+  granularity: z.enum(GRANULARITIES),
+  /** The scope as given (`app=payments,env=prod`), or null for the whole estate. */
+  scope: z.string().nullable(),
+  window: flowWindowView,
+  /** New IP lists, then new rulesets, as policy-as-code documents (what /policy/draft stores). */
+  documents: list(
+    z.object({
+      kind: z.enum(['Ruleset', 'IpList']),
+      name: z.string(),
+      spec: z.record(z.string(), z.unknown()),
+    }),
+  ),
+  /** The same documents as one YAML file. */
+  yaml: z.string(),
+  evidence: list(
+    z.object({ ruleset: z.string(), rule: z.string(), ...tally, examples: list(z.string()) }),
+  ),
+  coverage: z.object({
+    flows: z.object({ inScope: z.number(), allowed: z.number() }),
+    connections: z.object({ inScope: z.number(), allowed: z.number() }),
+    share: z.number(),
+    notAllowed: list(
+      z.object({
+        source: z.string(),
+        destination: z.string(),
+        service: z.string(),
+        ...tally,
+        decision,
+        reason: z.string(),
+      }),
+    ),
+  }),
+  alreadyAllowed: list(z.object({ by: z.string(), ...tally })),
+  blockedByExisting: list(
+    z.object({
+      rule: z.string(),
+      action: z.enum(['deny', 'override-deny']),
+      ...tally,
+      examples: list(z.string()),
+    }),
+  ),
+  unlabelled: list(z.object({ workload: z.string(), missing: list(z.string()), ...tally })),
+  overriddenDenies: list(z.object({ rule: z.string(), existingRule: z.string() })),
+  counts: z.object({ flows: z.number(), distinct: z.number(), inScope: z.number() }),
+  /** Whether the documents were written to the draft (false on a dry run). */
+  written: z.boolean(),
+});
+
+const changeTotals = z.object({ flows: z.number(), connections: z.number() });
+
+export const simulateView = z.object({
+  window: flowWindowView,
+  activeVersion: z.number().nullable(),
+  newlyBlocked: changeTotals,
+  newlyAllowed: changeTotals,
+  /** Connections per destination application (or address group), most newly blocked first. */
+  byApplication: list(
+    z.object({ application: z.string(), newlyBlocked: z.number(), newlyAllowed: z.number() }),
+  ),
+  /** Flows whose decision the draft changes, most connections first. */
+  changes: list(flowRowView),
+  /** Whether `changes` was cut short. */
+  truncated: z.boolean(),
+});

@@ -1,0 +1,199 @@
+/**
+ * `bulkhead policy generate`, `bulkhead policy simulate` (and its exit status, a CI gate) and
+ * `bulkhead workloads mode` against a control plane over a real socket.
+ */
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildServer } from '../../src/server/app.js';
+import { ensureOwnerKey } from '../../src/server/bootstrap.js';
+import { cli } from '../support/cli.js';
+import { OWNER_KEY, testStore, type TestStore } from '../support/server.js';
+
+describe('generation, simulation and rollout commands', () => {
+  let ts: TestStore;
+  let app: FastifyInstance;
+  const saved = { url: process.env.BULKHEAD_URL, token: process.env.BULKHEAD_TOKEN };
+  const at = (minutesAgo: number) => new Date(Date.now() - minutesAgo * 60_000).toISOString();
+  const row = (src: string, dst: string, port: number, process: string, n: number) =>
+    `${src},${dst},tcp,${port},${process},${at(40)},${at(30)},${n},${n * 100}`;
+  const call = (method: 'POST' | 'GET' | 'DELETE', url: string, payload?: unknown) =>
+    app.inject({
+      method,
+      url: `/api/v1${url}`,
+      headers: { authorization: `Bearer ${OWNER_KEY}` },
+      ...(payload !== undefined ? { payload: payload as object } : {}),
+    });
+  const draft = async () => (await call('GET', '/policy/draft')).json<{ items: unknown[] }>().items;
+
+  beforeAll(async () => {
+    ts = await testStore('sqlite');
+    app = await buildServer({ store: ts.store });
+    await ensureOwnerKey(app.bulkhead, OWNER_KEY);
+    process.env.BULKHEAD_URL = await app.listen({ port: 0, host: '127.0.0.1' });
+    process.env.BULKHEAD_TOKEN = OWNER_KEY;
+    for (const [name, address, app_, role] of [
+      ['web-1', '10.1.0.11', 'shop', 'web'],
+      ['api-1', '10.1.0.21', 'shop', 'api'],
+      ['db-1', '10.1.0.31', 'shop', 'db'],
+      ['pay-1', '10.2.0.11', 'pay', 'api'],
+      ['pay-db-1', '10.2.0.31', 'pay', 'db'],
+    ] as const) {
+      const r = await call('POST', '/workloads', {
+        name,
+        addresses: [address],
+        labels: { app: app_, env: 'prod', role },
+        managed: true,
+        mode: 'full',
+      });
+      expect(r.statusCode, r.body).toBe(201);
+    }
+    const d = await call('POST', '/policy/draft/apply', {
+      documents: [
+        {
+          kind: 'Ruleset',
+          name: 'shop',
+          scope: { labels: { app: ['shop'] } },
+          rules: [
+            {
+              name: 'web-to-api',
+              sources: { labels: { role: ['web'] } },
+              destinations: { labels: { role: ['api'] } },
+              services: ['8080/tcp'],
+            },
+          ],
+        },
+      ],
+    });
+    expect(d.statusCode, d.body).toBe(200);
+    expect((await call('POST', '/policy/provision', { message: 'v1' })).statusCode).toBe(201);
+    const imported = await app.inject({
+      method: 'POST',
+      url: '/api/v1/flows/import?format=csv',
+      headers: { authorization: `Bearer ${OWNER_KEY}`, 'content-type': 'text/csv' },
+      payload: [
+        'src,dst,proto,port,process,first_seen,last_seen,connections,bytes',
+        row('10.1.0.11', '10.1.0.21', 8080, 'java', 40),
+        row('10.1.0.21', '10.1.0.31', 3306, 'mysqld', 2),
+        row('10.2.0.11', '10.2.0.31', 5432, 'postgres', 5),
+      ].join('\n'),
+    });
+    expect(imported.statusCode, imported.body).toBe(200);
+    await app.bulkhead.flows.catchUp();
+  });
+  afterAll(async () => {
+    process.env.BULKHEAD_URL = saved.url;
+    process.env.BULKHEAD_TOKEN = saved.token;
+    if (saved.url === undefined) delete process.env.BULKHEAD_URL;
+    if (saved.token === undefined) delete process.env.BULKHEAD_TOKEN;
+    await app.close();
+    await ts.cleanup();
+  });
+
+  it('refuses bad flags before any request', async () => {
+    const g = await cli('policy', 'generate', '--granularity', 'host');
+    expect(g.code).toBe(2);
+    expect(g.err).toMatch(/--granularity: "host" is not one of env, app, tier, service, process/);
+    const s = await cli('policy', 'simulate', '--since', '1y');
+    expect(s.code).toBe(2);
+    expect(s.err).toMatch(/--since: "1y" is not a duration/);
+    const w = await cli('workloads', 'mode', 'full', '--selector', 'shop');
+    expect(w.code).toBe(2);
+    expect(w.err).toMatch(/--selector: "shop" is not key=value/);
+    const m = await cli('workloads', 'mode', 'strict', '--selector', 'app=shop');
+    expect(m.code).toBe(2);
+  });
+
+  it('simulates a draft equal to the active version: nothing changes, exit 0', async () => {
+    const s = await cli('policy', 'simulate', '--since', '1h');
+    expect(s.code, s.err).toBe(0);
+    expect(s.out).toMatch(/the draft against active version 1/);
+    expect(s.out).toMatch(/newly blocked: 0 flows, 0 connections/);
+    expect(s.out).toMatch(/no observed flow would change/);
+  });
+
+  it('previews generated rules with their evidence and coverage, writing nothing', async () => {
+    const before = await draft();
+    const g = await cli(
+      'policy',
+      'generate',
+      '--scope',
+      'app=shop,env=prod',
+      '--granularity',
+      'service',
+      '--since',
+      '1h',
+      '--dry-run',
+    );
+    expect(g.code, g.err).toBe(0);
+    expect(g.out).toMatch(/^# service granularity, scope app=shop,env=prod, flows /);
+    expect(g.out).toMatch(/# 3 flow summaries, 2 in scope/);
+    expect(g.out).toMatch(/kind: Ruleset/);
+    expect(g.out).toMatch(/3306\/tcp|port: 3306/);
+    expect(g.out).toMatch(
+      /evidence:\n {2}\S+: 1 flow, 2 connections, first seen \S+, last seen \S+\n {4}api-1 -> db-1 3306\/tcp/,
+    );
+    expect(g.out).toMatch(/coverage: 100\.0% of flows in scope allowed \(2 of 2 flows/);
+    expect(g.out).toMatch(/already allowed by .*shop\/web-to-api: 1 flow/);
+    expect(g.out).toMatch(/dry run: nothing written \(run without --dry-run to add 1 document/);
+    expect(await draft()).toEqual(before);
+
+    const j = await cli('policy', 'generate', '--granularity', 'app', '--dry-run', '--json');
+    expect(j.code, j.err).toBe(0);
+    expect(JSON.parse(j.out)).toMatchObject({ granularity: 'app', scope: null, written: false });
+  });
+
+  it('writes the rules to the draft; the simulation then blocks nothing observed', async () => {
+    const g = await cli(
+      'policy',
+      'generate',
+      '--scope',
+      'app=shop,env=prod',
+      '--granularity',
+      'service',
+      '--since',
+      '1h',
+    );
+    expect(g.code, g.err).toBe(0);
+    expect(g.out).toMatch(/wrote 1 document to the draft/);
+    expect(await draft()).toHaveLength(2);
+
+    const s = await cli('policy', 'simulate', '--since', '1h', '--json');
+    expect(s.code, s.err).toBe(0);
+    expect(JSON.parse(s.out)).toMatchObject({
+      newlyBlocked: { flows: 0, connections: 0 },
+      newlyAllowed: { flows: 1, connections: 2 },
+      byApplication: [{ application: 'shop', newlyBlocked: 0, newlyAllowed: 2 }],
+    });
+  });
+
+  it('exits 1 when the draft drops an allow rule, naming what it would block', async () => {
+    expect((await call('DELETE', '/policy/draft/Ruleset/shop')).statusCode).toBe(200);
+    const s = await cli('policy', 'simulate', '--since', '1h');
+    expect(s.code).toBe(1);
+    expect(s.out).toMatch(/newly blocked: 1 flow, 40 connections/);
+    expect(s.out).toMatch(/APPLICATION\s+NEWLY BLOCKED\s+NEWLY ALLOWED\nshop\s+40\s+2/);
+    expect(s.out).toMatch(/web-1\s+api-1\s+8080\/tcp\s+40\s+allowed\s+blocked/);
+    expect(s.err).toMatch(/the draft would newly block 1 observed flow \(40 connections\)/);
+  });
+
+  it('moves workloads through the modes by selector, a dry run showing what is in the way', async () => {
+    const dry = await cli('workloads', 'mode', 'visibility', '--selector', 'app=pay', '--dry-run');
+    expect(dry.code, dry.err).toBe(0);
+    expect(dry.out).toMatch(/dry run: 2 workloads match app=pay; 2 would be set to visibility/);
+    const set = await cli('workloads', 'mode', 'visibility', '--selector', 'app=pay,env=prod');
+    expect(set.code, set.err).toBe(0);
+    expect(set.out).toBe(
+      '2 workloads matched app=pay,env=prod; 2 set to visibility: pay-1, pay-db-1\n',
+    );
+    await app.bulkhead.flows.catchUp();
+    const full = await cli('workloads', 'mode', 'full', '--selector', 'app=pay', '--dry-run');
+    expect(full.code, full.err).toBe(0);
+    expect(full.out).toMatch(/2 would be set to full/);
+    expect(full.out).toMatch(
+      /1 flow observed in the last 30d is potentially blocked and would be blocked:/,
+    );
+    expect(full.out).toMatch(/pay-1 -> pay-db-1 5432\/tcp \(5 connections\)/);
+    const again = await cli('workloads', 'mode', 'visibility', '--selector', 'app=pay', '--json');
+    expect(JSON.parse(again.out)).toEqual({ matched: 2, changed: [] });
+  });
+});
