@@ -19,47 +19,67 @@ export class ApiClient {
     this.base = url.replace(/\/+$/, '');
   }
 
-  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /**
+   * Sends one request and hands back the answer unread (for streams and text uploads); an
+   * unreachable server and an error answer become CliErrors.
+   */
+  async send(
+    method: string,
+    path: string,
+    body?: { readonly text: string; readonly contentType: string },
+  ): Promise<Response> {
     const url = `${this.base}/api/v1${path}`;
     const headers: Record<string, string> = { accept: 'application/json' };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
-    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (body) headers['content-type'] = body.contentType;
     let response: Response;
     try {
-      response = await fetch(url, {
-        method,
-        headers,
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      });
+      response = await fetch(url, { method, headers, ...(body ? { body: body.text } : {}) });
     } catch (e) {
       const cause = (e as { cause?: { message?: string } }).cause?.message ?? (e as Error).message;
       throw new CliError(
         `cannot reach the control plane at ${this.base} (${cause}): is it running? Set BULKHEAD_URL to its address`,
       );
     }
+    if (!response.ok) throw this.answerError(method, url, response.status, await response.text());
+    return response;
+  }
+
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const response = await this.send(
+      method,
+      path,
+      body === undefined
+        ? undefined
+        : { text: JSON.stringify(body), contentType: 'application/json' },
+    );
     const text = await response.text();
-    let parsed: unknown = null;
     try {
-      parsed = text ? JSON.parse(text) : null;
+      return (text ? JSON.parse(text) : null) as T;
     } catch {
-      parsed = null;
+      return null as T;
     }
-    if (!response.ok) {
-      const err = (parsed as ApiErrorBody | null)?.error;
-      if (!err?.code) {
-        throw new CliError(
-          `${method} ${url} answered HTTP ${response.status}${text ? `: ${text.slice(0, 200)}` : ''}`,
-        );
-      }
-      const details =
-        err.details && err.details.length > 1
-          ? `\n${err.details.map((d) => `  ${d.path}: ${d.message}`).join('\n')}`
-          : '';
-      const hint =
-        err.code === 'UNAUTHENTICATED' && !this.token ? ' (set BULKHEAD_TOKEN to an API key)' : '';
-      throw new CliError(`${err.code}: ${err.message ?? ''}${hint}${details}`);
+  }
+
+  private answerError(method: string, url: string, status: number, text: string): CliError {
+    let err: NonNullable<ApiErrorBody['error']> | undefined;
+    try {
+      err = (JSON.parse(text) as ApiErrorBody | null)?.error;
+    } catch {
+      err = undefined;
     }
-    return parsed as T;
+    if (!err?.code) {
+      return new CliError(
+        `${method} ${url} answered HTTP ${status}${text ? `: ${text.slice(0, 200)}` : ''}`,
+      );
+    }
+    const details =
+      err.details && err.details.length > 1
+        ? `\n${err.details.map((d) => `  ${d.path}: ${d.message}`).join('\n')}`
+        : '';
+    const hint =
+      err.code === 'UNAUTHENTICATED' && !this.token ? ' (set BULKHEAD_TOKEN to an API key)' : '';
+    return new CliError(`${err.code}: ${err.message ?? ''}${hint}${details}`);
   }
 
   get<T>(path: string): Promise<T> {

@@ -10,7 +10,7 @@
  * the one connection Kysely holds for that transaction).
  */
 import type BetterSqlite3 from 'better-sqlite3';
-import { sql, type Transaction } from 'kysely';
+import { sql, type SelectQueryBuilder, type Transaction } from 'kysely';
 import { RESOLUTION_SECONDS, type Resolution } from '../analysis/flows/model.js';
 import type { Database, FlowEdgesTable } from './schema.js';
 import type { Db, Store } from './store.js';
@@ -391,21 +391,22 @@ export async function readStaleEdges(
   }));
 }
 
-export async function countStaleEdges(db: Db, revision: number): Promise<number> {
-  const row = await db
-    .selectFrom('flow_edges')
+/** How many rows a query selects (PostgreSQL answers count(*) as text, hence Number). */
+async function rowCount<T extends keyof Database>(
+  query: SelectQueryBuilder<Database, T, object>,
+): Promise<number> {
+  const row = await query
     .select((eb) => eb.fn.countAll<number>().as('n'))
-    .where('decided_revision', '<', revision)
     .executeTakeFirstOrThrow();
   return Number(row.n);
 }
 
-export async function countEdges(db: Db): Promise<number> {
-  const row = await db
-    .selectFrom('flow_edges')
-    .select((eb) => eb.fn.countAll<number>().as('n'))
-    .executeTakeFirstOrThrow();
-  return Number(row.n);
+export function countStaleEdges(db: Db, revision: number): Promise<number> {
+  return rowCount(db.selectFrom('flow_edges').where('decided_revision', '<', revision));
+}
+
+export function countEdges(db: Db): Promise<number> {
+  return rowCount(db.selectFrom('flow_edges'));
 }
 
 /** Writes re-computed verdicts and address groups. */
@@ -644,13 +645,8 @@ export async function readSummaries(
   );
 }
 
-export async function countSummariesAfter(db: Db, afterId: number): Promise<number> {
-  const row = await db
-    .selectFrom('flow_summaries')
-    .select((eb) => eb.fn.countAll<number>().as('n'))
-    .where('id', '>', afterId)
-    .executeTakeFirstOrThrow();
-  return Number(row.n);
+export function countSummariesAfter(db: Db, afterId: number): Promise<number> {
+  return rowCount(db.selectFrom('flow_summaries').where('id', '>', afterId));
 }
 
 /** The newest summary's id in the log (0 when the log is empty). */

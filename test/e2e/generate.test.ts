@@ -16,17 +16,17 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiClient } from '../../src/cli/client.js';
 import { run } from '../../src/host/run.js';
 import type { ProbeRow } from '../../src/lab/probe.js';
 import { freePort, ServerProcess } from '../../src/lab/server-process.js';
 import { readState, type LabState } from '../../src/lab/state.js';
 import type { TrafficResult } from '../../src/lab/traffic.js';
 import type { EndView, FlowRow } from '../../src/analysis/flows/model.js';
-import { decide } from '../../src/policy/decide.js';
-import { activePolicy, loadWorkloads, resolveStored } from '../../src/server/policy-state.js';
 import { openStore, type Store } from '../../src/store/store.js';
 import { cli } from '../support/cli.js';
 import { kernelLabUnavailable, lockPrefix } from '../support/kernel-probe.js';
+import { agentsSettled, bulkhead, probeOracle, waitFor } from '../support/lab-e2e.js';
 
 const PREFIX = 'bhg';
 const OWNER = 'owner-key-for-the-generate-e2e-0123456789';
@@ -53,15 +53,6 @@ alwaysAllowed:
 
 const endName = (e: EndView) => e.workload ?? null;
 
-async function waitFor(what: string, ms: number, ok: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await ok()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
 interface Coverage {
   share: number;
   flows: { inScope: number; allowed: number };
@@ -85,34 +76,10 @@ describe.skipIf(unavailable)(
     let unlock: (() => Promise<void>) | null = null;
     const saved = { url: process.env.BULKHEAD_URL, token: process.env.BULKHEAD_TOKEN };
 
-    const api = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
-      const r = await fetch(`${plane.url}/api/v1${path}`, {
-        method,
-        headers: {
-          authorization: `Bearer ${OWNER}`,
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-      const text = await r.text();
-      if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text}`);
-      return JSON.parse(text) as T;
-    };
-    const bulkhead = async (...argv: string[]): Promise<string> => {
-      const r = await cli(...argv);
-      if (r.code !== 0)
-        throw new Error(`bulkhead ${argv.join(' ')}: exit ${r.code}\n${r.out}\n${r.err}`);
-      return r.out;
-    };
-    /** Until every agent has applied the policy its workload has now. */
-    const settled = () =>
-      waitFor('every agent to apply its current policy', 30_000, async () =>
-        (
-          await api<{ items: { upToDate: boolean; revokedAt: string | null }[] }>('GET', '/agents')
-        ).items
-          .filter((a) => !a.revokedAt)
-          .every((a) => a.upToDate),
-      );
+    let client: ApiClient;
+    const api = <T>(method: string, path: string, body?: unknown): Promise<T> =>
+      client.request<T>(method, path, body);
+    const settled = () => agentsSettled(client);
     const labelsOf = (workload: string) =>
       state.topology.workloads.find((w) => w.name === workload)!.labels;
 
@@ -156,20 +123,9 @@ describe.skipIf(unavailable)(
 
     /** The probe rows on which the kernel and decide() on the active policy disagree. */
     async function mismatches(rows: readonly ProbeRow[]): Promise<string[]> {
-      const all = await loadWorkloads(store.db);
-      const workloads = new Map(all.map((w) => [w.name, w]));
-      const resolved = resolveStored((await activePolicy(store.db)).documents, all);
+      const decideProbe = await probeOracle(store);
       return rows
-        .map((row) => ({
-          row,
-          decision: decide(resolved, {
-            source: { address: row.fromAddress, workload: workloads.get(row.from)! },
-            destination: { address: row.toAddress, workload: workloads.get(row.to)! },
-            proto: row.proto,
-            port: row.port,
-            ...(row.process ? { process: row.process } : {}),
-          }).decision,
-        }))
+        .map((row) => ({ row, decision: decideProbe(row).decision }))
         .filter(
           ({ row, decision }) => (decision === 'blocked' ? 'blocked' : 'allowed') !== row.result,
         )
@@ -197,6 +153,7 @@ describe.skipIf(unavailable)(
       });
       await run(['mkdir', '-p', plane.dataDir]);
       await plane.start();
+      client = new ApiClient(plane.url, OWNER);
       process.env.BULKHEAD_URL = plane.url;
       process.env.BULKHEAD_TOKEN = OWNER;
       // The shop, moved into this test's network; every workload pairs in visibility mode

@@ -16,43 +16,23 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NODE_FLAGS } from '../../src/agent/install.js';
+import { ApiClient } from '../../src/cli/client.js';
 import { run } from '../../src/host/run.js';
 import type { ProbeRow } from '../../src/lab/probe.js';
 import { freePort, ServerProcess } from '../../src/lab/server-process.js';
 import { readState, type LabState } from '../../src/lab/state.js';
 import type { TrafficResult } from '../../src/lab/traffic.js';
-import { decide } from '../../src/policy/decide.js';
-import type { EnforcementMode, Workload } from '../../src/policy/model.js';
-import type { ResolvedPolicy } from '../../src/policy/resolve.js';
-import { activePolicy, loadWorkloads, resolveStored } from '../../src/server/policy-state.js';
+import type { EnforcementMode } from '../../src/policy/model.js';
 import { openStore, type Store } from '../../src/store/store.js';
 import { cli } from '../support/cli.js';
 import { kernelLabUnavailable, lockPrefix } from '../support/kernel-probe.js';
+import { activeAgents, agentsSettled, bulkhead, probeOracle, waitFor } from '../support/lab-e2e.js';
 
 const PREFIX = 'bhe';
 const OWNER = 'owner-key-for-the-lab-e2e-0123456789';
 const ROOT = resolve(import.meta.dirname, '../..');
 const MAIN = join(ROOT, 'dist/src/cli/main.js');
 const unavailable = await kernelLabUnavailable(['nft', 'conntrack', 'ss']);
-
-async function waitFor(what: string, ms: number, ok: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await ok()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-interface AgentView {
-  id: string;
-  workload: string;
-  lastHeartbeatAt: string | null;
-  upToDate: boolean;
-  revokedAt: string | null;
-  currentRevision: number | null;
-  appliedRevision: number | null;
-}
 
 describe.skipIf(unavailable)(
   `the lab end to end${unavailable ? ` (skipped: ${unavailable})` : ''}`,
@@ -65,31 +45,11 @@ describe.skipIf(unavailable)(
     let unlock: (() => Promise<void>) | null = null;
     const saved = { url: process.env.BULKHEAD_URL, token: process.env.BULKHEAD_TOKEN };
 
-    const api = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
-      const r = await fetch(`${plane.url}/api/v1${path}`, {
-        method,
-        headers: {
-          authorization: `Bearer ${OWNER}`,
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-      const text = await r.text();
-      if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text}`);
-      return JSON.parse(text) as T;
-    };
-    const bulkhead = async (...argv: string[]): Promise<string> => {
-      const r = await cli(...argv);
-      if (r.code !== 0) throw new Error(`bulkhead ${argv.join(' ')}: exit ${r.code}\n${r.err}`);
-      return r.out;
-    };
-    const agents = async (): Promise<AgentView[]> =>
-      (await api<{ items: AgentView[] }>('GET', '/agents')).items.filter((a) => !a.revokedAt);
-    /** Until every agent has applied the policy its workload has now. */
-    const settled = () =>
-      waitFor('every agent to apply its current policy', 30_000, async () =>
-        (await agents()).every((a) => a.upToDate),
-      );
+    let client: ApiClient;
+    const api = <T>(method: string, path: string, body?: unknown): Promise<T> =>
+      client.request<T>(method, path, body);
+    const agents = () => activeAgents(client);
+    const settled = () => agentsSettled(client);
     const setMode = async (mode: EnforcementMode) => {
       for (const env of ['prod', 'staging']) {
         await api('POST', '/workloads/mode', { selector: { labels: { env } }, mode });
@@ -105,33 +65,12 @@ describe.skipIf(unavailable)(
     const inside = async (workload: string, command: string[]): Promise<string> =>
       (await run(['ip', 'netns', 'exec', `${PREFIX}${workload}`, ...command])).stdout;
 
-    /** What the control plane's decision function says of every probe, under the active policy. */
-    async function oracle(): Promise<{
-      resolved: ResolvedPolicy;
-      workloads: Map<string, Workload>;
-    }> {
-      const workloads = await loadWorkloads(store.db);
-      const { documents } = await activePolicy(store.db);
-      return {
-        resolved: resolveStored(documents, workloads),
-        workloads: new Map(workloads.map((w) => [w.name, w])),
-      };
-    }
-    function decideProbe(o: Awaited<ReturnType<typeof oracle>>, row: ProbeRow) {
-      return decide(o.resolved, {
-        source: { address: row.fromAddress, workload: o.workloads.get(row.from)! },
-        destination: { address: row.toAddress, workload: o.workloads.get(row.to)! },
-        proto: row.proto,
-        port: row.port,
-        ...(row.process ? { process: row.process } : {}),
-      });
-    }
     /** Probes the lab; returns the probes the kernel and decide() disagree on, and the counts. */
     async function differential() {
-      const o = await oracle();
+      const decideProbe = await probeOracle(store);
       const rows = await probe();
       const mismatches = rows
-        .map((row) => ({ row, decision: decideProbe(o, row).decision }))
+        .map((row) => ({ row, decision: decideProbe(row).decision }))
         .filter(
           ({ row, decision }) => (decision === 'blocked' ? 'blocked' : 'allowed') !== row.result,
         )
@@ -143,7 +82,7 @@ describe.skipIf(unavailable)(
         rows,
         mismatches,
         blocked: rows.filter((r) => r.result === 'blocked').length,
-        decisions: rows.map((row) => ({ row, decision: decideProbe(o, row).decision })),
+        decisions: rows.map((row) => ({ row, decision: decideProbe(row).decision })),
       };
     }
 
@@ -158,6 +97,7 @@ describe.skipIf(unavailable)(
       });
       await run(['mkdir', '-p', plane.dataDir]);
       await plane.start();
+      client = new ApiClient(plane.url, OWNER);
       process.env.BULKHEAD_URL = plane.url;
       process.env.BULKHEAD_TOKEN = OWNER;
       await cli('lab', 'down', '--prefix', PREFIX, '--lab-dir', labDir);
@@ -364,7 +304,7 @@ describe.skipIf(unavailable)(
     }, 30_000);
 
     it('keeps enforcing while the control plane is down, across an agent restart, and delivers the flows later, once', async () => {
-      const o = await oracle();
+      const decideProbe = await probeOracle(store);
       const before = await probe();
       // Let the agents send what the probe made (they flush every 5 s), so that nothing of
       // it shares a summary with what is made while the control plane is away.
@@ -404,9 +344,7 @@ describe.skipIf(unavailable)(
       const verdicts = (rows: ProbeRow[]) =>
         rows.map((r) => `${r.from} ${r.to} ${r.proto}/${r.port} ${r.result}`).sort();
       expect(verdicts(during)).toEqual(verdicts(before));
-      expect(before.filter((r) => decideProbe(o, r).decision === 'blocked').length).toBeGreaterThan(
-        0,
-      );
+      expect(before.filter((r) => decideProbe(r).decision === 'blocked').length).toBeGreaterThan(0);
       await new Promise((r) => setTimeout(r, 8_000));
       await plane.start();
       const landed = async () =>

@@ -240,37 +240,9 @@ function flowRowCells(r: FlowRow, draft: boolean): string[] {
 
 /** Opens a streamed answer from the control plane; its API errors become CliErrors. */
 async function openStream(path: string): Promise<ReadableStream<Uint8Array>> {
-  const client = new ApiClient();
-  const token = process.env.BULKHEAD_TOKEN;
-  let res: Response;
-  try {
-    res = await fetch(`${client.base}/api/v1${path}`, {
-      headers: token ? { authorization: `Bearer ${token}` } : {},
-    });
-  } catch (e) {
-    const cause = (e as { cause?: { message?: string } }).cause?.message ?? (e as Error).message;
-    throw new CliError(
-      `cannot reach the control plane at ${client.base} (${cause}): is it running? Set BULKHEAD_URL to its address`,
-    );
-  }
-  if (!res.ok || !res.body) throw await answerError(res, token);
+  const res = await new ApiClient().send('GET', path);
+  if (!res.body) throw new CliError(`GET ${path}: the control plane sent no body`);
   return res.body;
-}
-
-async function answerError(res: Response, token: string | undefined): Promise<CliError> {
-  const text = await res.text();
-  let err:
-    { code?: string; message?: string; details?: { path: string; message: string }[] } | undefined;
-  try {
-    err = (JSON.parse(text) as { error?: typeof err }).error;
-  } catch {
-    err = undefined;
-  }
-  if (!err?.code)
-    return new CliError(`the control plane answered HTTP ${res.status}: ${text.slice(0, 200)}`);
-  const hint =
-    err.code === 'UNAUTHENTICATED' && !token ? ' (set BULKHEAD_TOKEN to an API key)' : '';
-  return new CliError(`${err.code}: ${err.message ?? ''}${hint}`);
 }
 
 /** Copies a streamed text answer to the output a batch of whole lines at a time. */
@@ -362,23 +334,10 @@ async function importFile(
   } catch (e) {
     throw new CliError(`cannot read ${file}: ${(e as Error).message}`);
   }
-  const client = new ApiClient();
-  const token = process.env.BULKHEAD_TOKEN;
-  let res: Response;
-  try {
-    res = await fetch(`${client.base}/api/v1/flows/import?format=${format}`, {
-      method: 'POST',
-      headers: {
-        'content-type': format === 'csv' || format === 'netflow' ? 'text/csv' : 'text/plain',
-        ...(token ? { authorization: `Bearer ${token}` } : {}),
-      },
-      body: text,
-    });
-  } catch (e) {
-    const cause = (e as { cause?: { message?: string } }).cause?.message ?? (e as Error).message;
-    throw new CliError(`cannot reach the control plane at ${client.base} (${cause})`);
-  }
-  if (!res.ok) throw await answerError(res, token);
+  const res = await new ApiClient().send('POST', `/flows/import?format=${format}`, {
+    text,
+    contentType: format === 'csv' || format === 'netflow' ? 'text/csv' : 'text/plain',
+  });
   const r = (await res.json()) as { batchId: string; accepted: number; skipped: number };
   io.out(
     o.json

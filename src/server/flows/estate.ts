@@ -32,6 +32,25 @@ export interface Estate {
   };
 }
 
+/** What the estate says of an edge: the groups of its address ends, and both verdicts. */
+export function judgeEdge(
+  estate: Estate,
+  key: EdgeKey,
+  observed: { source?: string | null; destination?: string | null },
+): {
+  readonly sourceGroup: string | null;
+  readonly destinationGroup: string | null;
+  readonly active: EdgeVerdict;
+  readonly draft: EdgeVerdict;
+} {
+  const group = (end: FlowEnd) => (end.address !== undefined ? estate.groupOf(end.address) : null);
+  return {
+    sourceGroup: group(key.source),
+    destinationGroup: group(key.destination),
+    ...estate.verdicts(key, observed),
+  };
+}
+
 function tryResolve(
   what: string,
   resolve: () => ResolvedPolicy,

@@ -21,7 +21,7 @@ import {
 import type { Database } from '../../store/schema.js';
 import type { Store } from '../../store/store.js';
 import type { Transaction } from 'kysely';
-import type { Estate } from './estate.js';
+import { judgeEdge, type Estate } from './estate.js';
 
 export interface TrafficItem {
   readonly key: EdgeKey;
@@ -228,7 +228,7 @@ export function newEdgeRow(
   revision: number,
 ): NewEdgeRow {
   const { key } = p;
-  const verdicts = estate.verdicts(key, {
+  const judged = judgeEdge(estate, key, {
     source: p.sourceAddress,
     destination: p.destinationAddress,
   });
@@ -241,13 +241,12 @@ export function newEdgeRow(
     proto: key.proto,
     port: key.port,
     process: key.process,
-    src_group: key.source.address !== undefined ? estate.groupOf(key.source.address) : null,
-    dst_group:
-      key.destination.address !== undefined ? estate.groupOf(key.destination.address) : null,
-    decision: verdicts.active.decision,
-    decided_by: verdicts.active.decidedBy,
-    draft_decision: verdicts.draft.decision,
-    draft_decided_by: verdicts.draft.decidedBy,
+    src_group: judged.sourceGroup,
+    dst_group: judged.destinationGroup,
+    decision: judged.active.decision,
+    decided_by: judged.active.decidedBy,
+    draft_decision: judged.draft.decision,
+    draft_decided_by: judged.draft.decidedBy,
     decided_revision: revision,
   };
 }

@@ -73,7 +73,7 @@ import type { Store } from '../../store/store.js';
 import type { AuditEvent, AuditFeed } from '../audit.js';
 import { errors } from '../errors.js';
 import { EdgeCache, edgeFromRow } from './edges.js';
-import { loadEstate, type Estate } from './estate.js';
+import { judgeEdge, loadEstate, type Estate } from './estate.js';
 import { EdgeIdCache, TrafficBatch } from './ingest.js';
 import { addSummaries, Attributor } from './rollup.js';
 import type { FlowStoreService } from './types.js';
@@ -508,12 +508,11 @@ class FlowStore implements FlowStoreInternals {
     const updates: VerdictUpdate[] = [];
     for (const r of rows) {
       const edge = edgeFromRow(r);
-      const v = estate.verdicts(edge, { source: r.src_address, destination: r.dst_address });
+      const v = judgeEdge(estate, edge, { source: r.src_address, destination: r.dst_address });
       updates.push({
         id: r.id,
-        srcGroup: edge.source.address !== undefined ? estate.groupOf(edge.source.address) : null,
-        dstGroup:
-          edge.destination.address !== undefined ? estate.groupOf(edge.destination.address) : null,
+        srcGroup: v.sourceGroup,
+        dstGroup: v.destinationGroup,
         decision: v.active.decision,
         decidedBy: v.active.decidedBy,
         draftDecision: v.draft.decision,
