@@ -43,6 +43,11 @@ export const generateBody = z.strictObject({
   scope,
   granularity: z.enum(GRANULARITIES),
   since,
+  /**
+   * Also propose rules for connection attempts an enforcing agent blocked. Off by default:
+   * a blocked attempt is not a working conversation (it may be an attacker's probe).
+   */
+  includeBlocked: z.boolean().default(false),
   /** True (the default) only previews; false also writes the documents to the draft. */
   dryRun: z.boolean().default(true),
 });
@@ -106,6 +111,8 @@ export const generateView = z.object({
   unlabelled: list(z.object({ workload: z.string(), missing: list(z.string()), ...tally })),
   overriddenDenies: list(z.object({ rule: z.string(), existingRule: z.string() })),
   counts: z.object({ flows: z.number(), distinct: z.number(), inScope: z.number() }),
+  /** Connection attempts agents reported blocked, left out of generation (see includeBlocked). */
+  blockedLeftOut: z.object({ flows: z.number(), connections: z.number() }),
   /** Whether the documents were written to the draft (false on a dry run). */
   written: z.boolean(),
 });

@@ -31,6 +31,8 @@ export interface BucketDelta {
   readonly bucket: number;
   readonly edgeId: number;
   readonly connections: number;
+  /** Of `connections`, those reported blocked. */
+  readonly blocked: number;
   readonly bytes: number;
   readonly firstSeen: number;
   readonly lastSeen: number;
@@ -40,6 +42,8 @@ export interface BucketDelta {
 export interface TrafficSum {
   readonly edgeId: number;
   readonly connections: number;
+  /** Of `connections`, those reported blocked. */
+  readonly blocked: number;
   readonly bytes: number;
   readonly firstSeen: number;
   readonly lastSeen: number;
@@ -174,11 +178,12 @@ function bigintArray<T>(items: readonly T[], value: (item: T) => number): string
 const SQLITE_ROWS = 200;
 
 function sqliteUpsertText(table: string, rows: number): string {
-  const values = Array.from({ length: rows }, () => '(?, ?, ?, ?, ?, ?)').join(', ');
-  return `insert into ${table} (bucket, edge_id, connections, bytes, first_seen, last_seen)
+  const values = Array.from({ length: rows }, () => '(?, ?, ?, ?, ?, ?, ?)').join(', ');
+  return `insert into ${table} (bucket, edge_id, connections, blocked, bytes, first_seen, last_seen)
     values ${values}
     on conflict (bucket, edge_id) do update set
       connections = connections + excluded.connections,
+      blocked = blocked + excluded.blocked,
       bytes = bytes + excluded.bytes,
       first_seen = min(first_seen, excluded.first_seen),
       last_seen = max(last_seen, excluded.last_seen)`;
@@ -192,30 +197,32 @@ function sqliteUpsert(
 ): void {
   const many = prepared(lite, sqliteUpsertText(table, SQLITE_ROWS));
   const one = prepared(lite, sqliteUpsertText(table, 1));
-  const params = new Array<number>(SQLITE_ROWS * 6);
+  const params = new Array<number>(SQLITE_ROWS * 7);
   let i = 0;
   for (; i + SQLITE_ROWS <= deltas.length; i += SQLITE_ROWS) {
     for (let j = 0; j < SQLITE_ROWS; j++) {
       const d = deltas[i + j]!;
-      const p = j * 6;
+      const p = j * 7;
       params[p] = d.bucket;
       params[p + 1] = d.edgeId;
       params[p + 2] = d.connections;
-      params[p + 3] = d.bytes;
-      params[p + 4] = d.firstSeen;
-      params[p + 5] = d.lastSeen;
+      params[p + 3] = d.blocked;
+      params[p + 4] = d.bytes;
+      params[p + 5] = d.firstSeen;
+      params[p + 6] = d.lastSeen;
     }
     many.run(params);
   }
   for (; i < deltas.length; i++) {
     const d = deltas[i]!;
-    one.run(d.bucket, d.edgeId, d.connections, d.bytes, d.firstSeen, d.lastSeen);
+    one.run(d.bucket, d.edgeId, d.connections, d.blocked, d.bytes, d.firstSeen, d.lastSeen);
   }
 }
 
 /** PostgreSQL: what adding to an existing bucket does. */
 const BUCKET_UPDATE = (table: string) => sql`on conflict (bucket, edge_id) do update set
   connections = ${sql.table(table)}.connections + excluded.connections,
+  blocked = ${sql.table(table)}.blocked + excluded.blocked,
   bytes = ${sql.table(table)}.bytes + excluded.bytes,
   first_seen = least(${sql.table(table)}.first_seen, excluded.first_seen),
   last_seen = greatest(${sql.table(table)}.last_seen, excluded.last_seen)`;
@@ -236,10 +243,10 @@ export async function addTraffic(
   }
   for (const part of chunks(deltas, PG_CHUNK)) {
     const column = (f: (d: BucketDelta) => number) => sql`${bigintArray(part, f)}::bigint[]`;
-    await sql`insert into ${sql.table(table)} (bucket, edge_id, connections, bytes, first_seen, last_seen)
+    await sql`insert into ${sql.table(table)} (bucket, edge_id, connections, blocked, bytes, first_seen, last_seen)
       select * from unnest(
         ${column((d) => d.bucket)}, ${column((d) => d.edgeId)},
-        ${column((d) => d.connections)}, ${column((d) => d.bytes)},
+        ${column((d) => d.connections)}, ${column((d) => d.blocked)}, ${column((d) => d.bytes)},
         ${column((d) => d.firstSeen)}, ${column((d) => d.lastSeen)})
       ${BUCKET_UPDATE(table)}`.execute(trx);
   }
@@ -267,21 +274,22 @@ export async function addTrafficFromMinutes(
 ): Promise<void> {
   const coarser = (r: 'hour' | 'day') => {
     const size = RESOLUTION_SECONDS[r];
-    return sql`insert into ${sql.table(BUCKET_TABLE[r])} (bucket, edge_id, connections, bytes, first_seen, last_seen)
-      select bucket - bucket % ${size}, edge_id, sum(connections)::bigint, sum(bytes)::bigint,
+    return sql`insert into ${sql.table(BUCKET_TABLE[r])} (bucket, edge_id, connections, blocked, bytes, first_seen, last_seen)
+      select bucket - bucket % ${size}, edge_id, sum(connections)::bigint, sum(blocked)::bigint,
+        sum(bytes)::bigint,
         min(first_seen), max(last_seen)
       from d where bucket >= ${keepFrom[r]} group by 1, 2
       ${BUCKET_UPDATE(BUCKET_TABLE[r])}`;
   };
   for (const part of chunks(deltas, PG_CHUNK)) {
     const column = (f: (d: BucketDelta) => number) => sql`${bigintArray(part, f)}::bigint[]`;
-    await sql`with d (bucket, edge_id, connections, bytes, first_seen, last_seen) as (
+    await sql`with d (bucket, edge_id, connections, blocked, bytes, first_seen, last_seen) as (
         select * from unnest(
           ${column((d) => d.bucket)}, ${column((d) => d.edgeId)},
-          ${column((d) => d.connections)}, ${column((d) => d.bytes)},
+          ${column((d) => d.connections)}, ${column((d) => d.blocked)}, ${column((d) => d.bytes)},
           ${column((d) => d.firstSeen)}, ${column((d) => d.lastSeen)})),
       minutes as (
-        insert into flow_minutes (bucket, edge_id, connections, bytes, first_seen, last_seen)
+        insert into flow_minutes (bucket, edge_id, connections, blocked, bytes, first_seen, last_seen)
         select * from d where bucket >= ${keepFrom.minute}
         ${BUCKET_UPDATE('flow_minutes')}),
       hours as (${coarser('hour')})
@@ -301,6 +309,7 @@ export async function windowTraffic(
     .select((eb) => [
       'edge_id',
       eb.fn.sum<number>('connections').as('connections'),
+      eb.fn.sum<number>('blocked').as('blocked'),
       eb.fn.sum<number>('bytes').as('bytes'),
       eb.fn.min<number>('first_seen').as('first_seen'),
       eb.fn.max<number>('last_seen').as('last_seen'),
@@ -312,6 +321,7 @@ export async function windowTraffic(
   return rows.map((r) => ({
     edgeId: Number(r.edge_id),
     connections: Number(r.connections),
+    blocked: Number(r.blocked),
     bytes: Number(r.bytes),
     firstSeen: Number(r.first_seen),
     lastSeen: Number(r.last_seen),

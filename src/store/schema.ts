@@ -164,6 +164,8 @@ export interface FlowBucketsTable {
   bucket: number;
   edge_id: number;
   connections: number;
+  /** Of `connections`, those an enforcing agent reported blocked (attempts that failed). */
+  blocked: ColumnType<number, number | undefined, number>;
   bytes: number;
   /** Epoch milliseconds. */
   first_seen: number;

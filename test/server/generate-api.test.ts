@@ -2,9 +2,11 @@
  * Policy generation and simulation through the API (issue 6), on both stores: flows imported,
  * a generated draft previewed (the draft untouched) and written (audited), simulated (nothing
  * observed newly blocked), provisioned; then a draft that drops an allow rule, which the
- * simulation reports as newly blocked for the application behind it.
+ * simulation reports as newly blocked for the application behind it. And connection attempts
+ * an enforcing agent blocked, which must not turn into allow rules unless asked.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { appendFlowBatch } from '../../src/store/flows.js';
 import { postgresSkipReason, STORE_KINDS, testServer, type TestServer } from '../support/server.js';
 
 const MIN = 60_000;
@@ -110,7 +112,7 @@ describe.each(STORE_KINDS)('policy generation and simulation on %s', (kind) => {
   it.skipIf(skip)(
     'maps the flow store to the generator with every edge of the window',
     async () => {
-      const flows = await s.app.bulkhead.flows.observedFlows({ since: '1h' });
+      const { flows } = await s.app.bulkhead.flows.observedFlows({ since: '1h' });
       expect(flows).toHaveLength(5);
       expect(flows).toContainEqual(
         expect.objectContaining({
@@ -263,5 +265,111 @@ describe.each(STORE_KINDS)('policy generation and simulation on %s', (kind) => {
     expect(Object.keys(doc.paths)).toEqual(
       expect.arrayContaining(['/api/v1/policy/generate', '/api/v1/policy/simulate']),
     );
+  });
+});
+
+describe.each(STORE_KINDS)('blocked attempts left out of generation on %s', (kind) => {
+  const skip = kind === 'postgres' && postgresSkipReason !== null;
+  let s: TestServer;
+
+  /** What an enforcing agent reports: one summary per conversation, with its decision. */
+  const reported = (
+    workload: string,
+    src: string,
+    dst: string,
+    port: number,
+    connections: number,
+    decision: 'allowed' | 'blocked',
+  ) => ({
+    agent_id: 'agent-db-1',
+    batch_id: 'batch-1',
+    workload,
+    src,
+    dst,
+    proto: 'tcp',
+    dport: port,
+    process: null,
+    first_seen: at(20),
+    last_seen: at(10),
+    connections,
+    bytes: connections * 100,
+    decision,
+  });
+
+  beforeAll(async () => {
+    if (skip) return;
+    s = await testServer(kind);
+    for (const w of workloads) {
+      const r = await s.call({
+        method: 'POST',
+        url: '/api/v1/workloads',
+        payload: { ...w, managed: true, mode: 'full' },
+      });
+      expect(r.statusCode, r.body).toBe(201);
+    }
+    // api-1 -> db-1:3306 went through 6 times and was blocked twice (a rule changed in
+    // between); api-1 -> db-1:22 was only ever blocked: a probe enforcement stopped.
+    await appendFlowBatch(
+      s.app.bulkhead.store,
+      { agent_id: 'agent-db-1', batch_id: 'batch-1', received_at: at(5), summaries: 3 },
+      // As db-1's agent reports them: the destination's report is the one counted.
+      [
+        reported('db-1', '10.1.0.21', '10.1.0.31', 3306, 6, 'allowed'),
+        reported('db-1', '10.1.0.21', '10.1.0.31', 3306, 2, 'blocked'),
+        reported('db-1', '10.1.0.21', '10.1.0.31', 22, 5, 'blocked'),
+      ],
+    );
+    await s.app.bulkhead.flows.catchUp();
+  });
+  afterAll(async () => {
+    if (!skip) await s.close();
+  });
+
+  it.skipIf(skip)('hands the generator only what went through, unless asked', async () => {
+    const observed = await s.app.bulkhead.flows.observedFlows({ since: '1h' });
+    expect(observed.flows).toEqual([
+      expect.objectContaining({
+        source: { workload: 'api-1' },
+        destination: { workload: 'db-1' },
+        service: { proto: 'tcp', port: 3306 },
+        connections: 6,
+      }),
+    ]);
+    expect(observed.blockedLeftOut).toEqual({ flows: 1, connections: 7 });
+
+    const all = await s.app.bulkhead.flows.observedFlows({ since: '1h' }, { includeBlocked: true });
+    expect(all.blockedLeftOut).toEqual({ flows: 0, connections: 0 });
+    expect(all.flows.map((f) => [f.service, f.connections])).toEqual(
+      expect.arrayContaining([
+        [{ proto: 'tcp', port: 3306 }, 8],
+        [{ proto: 'tcp', port: 22 }, 5],
+      ]),
+    );
+  });
+
+  it.skipIf(skip)('proposes no rule for a port that was only ever blocked', async () => {
+    const generate = async (includeBlocked?: boolean) => {
+      const r = await s.call({
+        method: 'POST',
+        url: '/api/v1/policy/generate',
+        payload: {
+          scope: 'app=shop,env=prod',
+          granularity: 'service',
+          since: '1h',
+          ...(includeBlocked === undefined ? {} : { includeBlocked }),
+        },
+      });
+      expect(r.statusCode, r.body).toBe(200);
+      return r.json<Generated & { blockedLeftOut: { flows: number; connections: number } }>();
+    };
+    const safe = await generate();
+    expect(safe.blockedLeftOut).toEqual({ flows: 1, connections: 7 });
+    expect(safe.yaml).toContain('3306/tcp');
+    expect(safe.yaml).not.toContain('22/tcp');
+    expect(safe.coverage.share).toBe(1);
+
+    const widened = await generate(true);
+    expect(widened.blockedLeftOut).toEqual({ flows: 0, connections: 0 });
+    expect(widened.yaml).toContain('22/tcp');
   });
 });

@@ -85,6 +85,8 @@ describe.each(STORE_KINDS)('flow store tables on %s', (kind) => {
       bucket,
       edgeId,
       connections,
+      // Every fourth connection an enforcing agent's blocked attempt.
+      blocked: Math.floor(connections / 4),
       bytes: connections * 10,
       firstSeen: first,
       lastSeen: last,
@@ -105,11 +107,32 @@ describe.each(STORE_KINDS)('flow store tables on %s', (kind) => {
       (x, y) => x.edgeId - y.edgeId,
     );
     expect(sums).toEqual([
-      { edgeId: a, connections: 7, bytes: 70, firstSeen: 3_650_000, lastSeen: 7_400_000 },
-      { edgeId: b, connections: 8, bytes: 80, firstSeen: 3_600_000, lastSeen: 3_600_000 },
+      {
+        edgeId: a,
+        connections: 7,
+        blocked: 1,
+        bytes: 70,
+        firstSeen: 3_650_000,
+        lastSeen: 7_400_000,
+      },
+      {
+        edgeId: b,
+        connections: 8,
+        blocked: 2,
+        bytes: 80,
+        firstSeen: 3_600_000,
+        lastSeen: 3_600_000,
+      },
     ]);
     expect(await windowTraffic(store.db, 'hour', 7200, 10_800)).toEqual([
-      { edgeId: a, connections: 2, bytes: 20, firstSeen: 7_300_000, lastSeen: 7_400_000 },
+      {
+        edgeId: a,
+        connections: 2,
+        blocked: 0,
+        bytes: 20,
+        firstSeen: 7_300_000,
+        lastSeen: 7_400_000,
+      },
     ]);
     expect(await windowTraffic(store.db, 'minute', 0, 10_800)).toEqual([]);
     const totals = await bucketTotals(store.db, 'hour', 0, 10_800);

@@ -295,6 +295,8 @@ export interface GenerateResult {
     readonly notAllowed: readonly UncoveredFlow[];
   };
   readonly alreadyAllowed: readonly (Tally & { readonly by: string })[];
+  /** Connection attempts enforcing agents blocked, left out of generation. */
+  readonly blockedLeftOut: { readonly flows: number; readonly connections: number };
   readonly blockedByExisting: readonly (Tally & {
     readonly rule: string;
     readonly action: string;

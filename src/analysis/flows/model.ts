@@ -49,6 +49,8 @@ export interface Edge extends EdgeKey {
 export interface EdgeTraffic {
   readonly edgeId: number;
   readonly connections: number;
+  /** Of `connections`, those an enforcing agent reported blocked: attempts, not conversations. */
+  readonly blocked: number;
   readonly bytes: number;
   /** Canonical UTC ISO text. */
   readonly firstSeen: string;
@@ -256,5 +258,7 @@ export interface TrafficRecord {
   readonly firstSeen: string;
   readonly lastSeen: string;
   readonly connections: number;
+  /** Of `connections`, those an enforcing agent reported blocked (default none). */
+  readonly blocked?: number;
   readonly bytes: number;
 }

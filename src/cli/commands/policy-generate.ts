@@ -22,6 +22,7 @@ type GenerateAnswer = Omit<GeneratedPolicy, 'rulesets' | 'ipLists'> & {
   window: FlowWindow;
   documents: { kind: string; name: string; spec: Record<string, unknown> }[];
   yaml: string;
+  blockedLeftOut: { flows: number; connections: number };
   written: boolean;
 };
 
@@ -56,6 +57,7 @@ interface GenerateOptions {
   granularity: string;
   since?: string;
   dryRun?: boolean;
+  includeBlocked?: boolean;
   json?: boolean;
 }
 
@@ -71,6 +73,7 @@ async function generate(io: CliIo, opts: GenerateOptions): Promise<void> {
     granularity: opts.granularity,
     since,
     dryRun: opts.dryRun === true,
+    includeBlocked: opts.includeBlocked === true,
   });
   io.out(opts.json ? json(answer) : generateReport(answer));
 }
@@ -104,6 +107,11 @@ export function generateReport(a: GenerateAnswer): string {
     lines.push(`  ... and ${c.notAllowed.length - TOP_UNCOVERED} more (see --json)`);
   for (const x of a.alreadyAllowed)
     lines.push(`already allowed by ${x.by}: ${plural(x.flows, 'flow')}`);
+  const left = a.blockedLeftOut;
+  if (left.connections > 0)
+    lines.push(
+      `left out ${plural(left.connections, 'blocked attempt')} (${plural(left.flows, 'flow')} never went through): agents blocked them; --include-blocked to propose rules for them`,
+    );
   for (const b of a.blockedByExisting)
     lines.push(`left blocked by existing ${b.action} rule ${b.rule}: ${plural(b.flows, 'flow')}`);
   for (const u of a.unlabelled)
@@ -207,6 +215,10 @@ export function registerPolicyGenerate(policy: Command, io: CliIo): void {
     )
     .option('--since <duration>', 'the flows observed in this window', DEFAULT_SINCE)
     .option('--dry-run', 'print the proposed rules without writing them to the draft')
+    .option(
+      '--include-blocked',
+      'also propose rules for connection attempts enforcing agents blocked (left out by default)',
+    )
     .option('--json', 'print the whole answer as JSON')
     .action((opts: GenerateOptions) => generate(io, opts));
   policy

@@ -32,6 +32,8 @@ export interface TrafficItem {
   readonly firstSeen: number;
   readonly lastSeen: number;
   readonly connections: number;
+  /** Of `connections`, those an enforcing agent reported blocked. */
+  readonly blocked: number;
   readonly bytes: number;
 }
 
@@ -46,6 +48,7 @@ interface Sum {
   /** The edge's place in `keys`. */
   readonly slot: number;
   connections: number;
+  blocked: number;
   bytes: number;
   firstSeen: number;
   lastSeen: number;
@@ -72,6 +75,7 @@ class BucketSums {
     const s = sums.get(slot);
     if (s) {
       s.connections += t.connections;
+      s.blocked += t.blocked;
       s.bytes += t.bytes;
       if (t.firstSeen < s.firstSeen) s.firstSeen = t.firstSeen;
       if (t.lastSeen > s.lastSeen) s.lastSeen = t.lastSeen;
@@ -81,6 +85,7 @@ class BucketSums {
       bucket,
       slot,
       connections: t.connections,
+      blocked: t.blocked,
       bytes: t.bytes,
       firstSeen: t.firstSeen,
       lastSeen: t.lastSeen,
@@ -98,6 +103,8 @@ export interface Traffic {
   readonly firstSeen: number;
   readonly lastSeen: number;
   readonly connections: number;
+  /** Of `connections`, those reported blocked (attempts that did not go through). */
+  readonly blocked: number;
   readonly bytes: number;
 }
 
@@ -212,6 +219,7 @@ export class TrafficBatch {
         bucket: s.bucket,
         edgeId: ids[s.slot]!,
         connections: s.connections,
+        blocked: s.blocked,
         bytes: s.bytes,
         firstSeen: s.firstSeen,
         lastSeen: s.lastSeen,

@@ -125,6 +125,7 @@ export function addSummaries(
       firstSeen: first.millis(t[7]),
       lastSeen: last.millis(t[8]),
       connections: t[9],
+      blocked: t[11] === 'blocked' ? t[9] : 0,
       bytes: t[10],
     });
   }

@@ -76,7 +76,7 @@ import { EdgeCache, edgeFromRow } from './edges.js';
 import { judgeEdge, loadEstate, type Estate } from './estate.js';
 import { EdgeIdCache, TrafficBatch } from './ingest.js';
 import { addSummaries, Attributor } from './rollup.js';
-import type { FlowStoreService } from './types.js';
+import type { FlowStoreService, ObservedFlowOptions, ObservedTraffic } from './types.js';
 
 /** Where the loop reports what went wrong (a pino logger fits). */
 export interface FlowStoreLog {
@@ -452,6 +452,7 @@ class FlowStore implements FlowStoreInternals {
             firstSeen,
             lastSeen,
             connections: r.connections,
+            blocked: r.blocked ?? 0,
             bytes: r.bytes,
           });
         }
@@ -602,6 +603,7 @@ class FlowStore implements FlowStoreInternals {
         traffic: {
           edgeId: s.edgeId,
           connections: s.connections,
+          blocked: s.blocked,
           bytes: s.bytes,
           firstSeen: new Date(s.firstSeen).toISOString(),
           lastSeen: new Date(s.lastSeen).toISOString(),
@@ -629,6 +631,7 @@ class FlowStore implements FlowStoreInternals {
             ? {
                 edgeId: t.edgeId,
                 connections: m.connections + t.connections,
+                blocked: m.blocked + t.blocked,
                 bytes: m.bytes + t.bytes,
                 firstSeen: Math.min(m.firstSeen, t.firstSeen),
                 lastSeen: Math.max(m.lastSeen, t.lastSeen),
@@ -687,28 +690,42 @@ class FlowStore implements FlowStoreInternals {
     for (const r of rows) yield flowRow(r, estate.byName);
   }
 
-  async observedFlows(window: WindowRequest): Promise<ObservedFlow[]> {
+  async observedFlows(
+    window: WindowRequest,
+    options: ObservedFlowOptions = {},
+  ): Promise<ObservedTraffic> {
     let rows: EdgeWithTraffic[];
     try {
       rows = (await this.rows({ window })).rows;
     } catch (e) {
       throw asApiError(e);
     }
-    const out: ObservedFlow[] = [];
+    const flows: ObservedFlow[] = [];
+    const blockedLeftOut = { flows: 0, connections: 0 };
     for (const { edge, traffic } of rows) {
       const service = observedService(edge);
       // A transport edge always has a port; one without could not become a rule anyway.
       if (!service) continue;
-      out.push({
+      let connections = traffic.connections;
+      if (!options.includeBlocked && traffic.blocked > 0) {
+        connections -= traffic.blocked;
+        blockedLeftOut.connections += traffic.blocked;
+        // Only an edge with nothing but blocked attempts drops out of the generator's input.
+        if (connections <= 0) {
+          blockedLeftOut.flows++;
+          continue;
+        }
+      }
+      flows.push({
         source: edge.source,
         destination: edge.destination,
         service,
-        connections: traffic.connections,
+        connections,
         firstSeen: traffic.firstSeen,
         lastSeen: traffic.lastSeen,
       });
     }
-    return out;
+    return { flows, blockedLeftOut };
   }
 
   async timeseries(filter: FlowFilter, resolution?: Resolution): Promise<TimeSeries> {

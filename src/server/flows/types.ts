@@ -34,7 +34,22 @@ export interface FlowQueries {
    * Every edge with traffic in the window as the policy generator reads it: its ends, its
    * service (and serving process), and its connections and first/last seen there.
    */
-  observedFlows(window: WindowRequest): Promise<ObservedFlow[]>;
+  observedFlows(window: WindowRequest, options?: ObservedFlowOptions): Promise<ObservedTraffic>;
+}
+
+export interface ObservedFlowOptions {
+  /**
+   * Count connection attempts an enforcing agent blocked as traffic too. Off by default: an
+   * attempt that was dropped is not a conversation that works, and proposing a rule for it
+   * could open the very path enforcement stopped (say, a compromised host probing).
+   */
+  readonly includeBlocked?: boolean;
+}
+
+export interface ObservedTraffic {
+  readonly flows: ObservedFlow[];
+  /** Blocked attempts not counted in `flows` (none when they were included). */
+  readonly blockedLeftOut: { readonly flows: number; readonly connections: number };
 }
 
 export interface FlowStoreService extends FlowQueries {

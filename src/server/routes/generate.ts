@@ -41,15 +41,15 @@ async function windowOf(ctx: ServerContext, since: string) {
 }
 
 async function generate(ctx: ServerContext, body: GenerateBody) {
-  const [flows, workloads, draft, window] = await Promise.all([
-    ctx.flows.observedFlows({ since: body.since }),
+  const [observed, workloads, draft, window] = await Promise.all([
+    ctx.flows.observedFlows({ since: body.since }, { includeBlocked: body.includeBlocked }),
     loadWorkloads(ctx.store.db),
     loadDraft(ctx.store.db),
     windowOf(ctx, body.since),
   ]);
   const generated = generatePolicy({
     estate: policyOf(draft, workloads),
-    flows,
+    flows: observed.flows,
     scope: body.scope,
     granularity: body.granularity,
   });
@@ -61,7 +61,13 @@ async function generate(ctx: ServerContext, body: GenerateBody) {
     name: spec.name as string,
     spec,
   }));
-  return { generated, documents, yaml: draftYaml(generated), window };
+  return {
+    generated,
+    documents,
+    yaml: draftYaml(generated),
+    window,
+    blockedLeftOut: observed.blockedLeftOut,
+  };
 }
 
 // ------------------------------------------------------------------ simulation
@@ -142,7 +148,7 @@ export const generateRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
     async (request) => {
       const body = request.body;
       if (!body.dryRun) requirePermission(request.principal, 'policy:write');
-      const { generated, documents, yaml, window } = await generate(ctx, body);
+      const { generated, documents, yaml, window, blockedLeftOut } = await generate(ctx, body);
       let written = false;
       if (!body.dryRun && documents.length > 0) {
         await change(ctx, request, (trx, audit) =>
@@ -163,6 +169,7 @@ export const generateRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
         unlabelled: generated.unlabelled,
         overriddenDenies: generated.overriddenDenies,
         counts: generated.counts,
+        blockedLeftOut,
         written,
       };
     },

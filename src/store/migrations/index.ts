@@ -6,6 +6,7 @@ import type { Kysely, Migration, MigrationProvider } from 'kysely';
 import * as initial from './001-initial.js';
 import * as flowLog from './002-flow-log.js';
 import * as flowStore from './003-flow-store.js';
+import * as blockedAttempts from './004-blocked-attempts.js';
 import type { MigrationContext } from './context.js';
 
 type MigrationModule = { up(db: Kysely<unknown>, ctx: MigrationContext): Promise<void> };
@@ -14,6 +15,7 @@ const MIGRATIONS: Record<string, MigrationModule> = {
   '001-initial': initial,
   '002-flow-log': flowLog,
   '003-flow-store': flowStore,
+  '004-blocked-attempts': blockedAttempts,
 };
 
 export function migrationProvider(ctx: MigrationContext): MigrationProvider {

@@ -185,8 +185,12 @@ function Result({
   const c = result.coverage;
   const rulesets = result.documents.filter((d) => d.kind === 'Ruleset').length;
   const ipLists = result.documents.filter((d) => d.kind === 'IpList').length;
+  const left = result.blockedLeftOut;
   const notes =
-    result.blockedByExisting.length + result.unlabelled.length + result.overriddenDenies.length;
+    result.blockedByExisting.length +
+    result.unlabelled.length +
+    result.overriddenDenies.length +
+    (left.connections > 0 ? 1 : 0);
   return (
     <>
       {stale ? (
@@ -368,6 +372,17 @@ function Result({
           <h2>Notes</h2>
           {notes === 0 && result.alreadyAllowed.length === 0 ? (
             <p className="muted">Nothing to note.</p>
+          ) : null}
+          {left.connections > 0 ? (
+            <>
+              <h3>Blocked attempts (left out)</h3>
+              <p className="muted small" data-testid="generator-blocked-left-out">
+                {count(left.connections)} connection attempts were blocked by enforcing agents
+                {left.flows > 0 ? `; ${count(left.flows)} flows never went through` : ''}. No rule
+                is proposed for them (the API's includeBlocked and the CLI's --include-blocked
+                would).
+              </p>
+            </>
           ) : null}
           {result.blockedByExisting.length ? (
             <>
