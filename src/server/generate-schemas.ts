@@ -1,14 +1,15 @@
 /**
  * The bodies and answers of policy generation and simulation (issue 6). Scope, granularity
  * and window are read here, so a bad one is a 400 naming the field (`body.scope: "app" is not
- * key=value`), and the answers are described so they appear in /api/v1/openapi.json.
+ * key=value`), and the answers are described so they appear in /api/v1/openapi.json. A flow
+ * file to simulate is read by the flow importers, which name the bad line and field.
  */
 import { z } from 'zod';
 import { parseDuration } from '../analysis/flows/window.js';
 import { DECISIONS } from '../policy/decide.js';
 import { GenerationError, GRANULARITIES, parseScope } from '../policy/generate/index.js';
 import type { LabelSelector } from '../policy/model.js';
-import { flowRowView, flowWindowView } from './flows-schemas.js';
+import { flowRowView, flowWindowView, IMPORT_FORMATS, importQuery } from './flows-schemas.js';
 
 /** Generation and simulation look back 30 days unless told otherwise. */
 export const DEFAULT_GENERATE_SINCE = '30d';
@@ -54,6 +55,19 @@ export const generateBody = z.strictObject({
 export type GenerateBody = z.output<typeof generateBody>;
 
 export const simulateBody = z.strictObject({ since }).default({ since: DEFAULT_GENERATE_SINCE });
+
+/**
+ * Flow summaries one file simulation reads at most: about what the default body limit holds.
+ * A larger configured limit must not buy unbounded work (every distinct flow is decided twice,
+ * some tens of microseconds each).
+ */
+export const MAX_SIMULATED_SUMMARIES = 100_000;
+
+/** The same formats, and the same `?format=` parameter, as /flows/import. */
+export const simulateFileQuery = importQuery;
+export const simulateFileBody = z
+  .string()
+  .min(1, 'send the flow file as the body (e.g. Content-Type: text/csv)');
 
 // ------------------------------------------------------------------ answers
 
@@ -132,4 +146,20 @@ export const simulateView = z.object({
   changes: list(flowRowView),
   /** Whether `changes` was cut short. */
   truncated: z.boolean(),
+});
+
+/** A file's simulation: what it held instead of a window, the rest as for retained flows. */
+export const simulateFileView = simulateView.omit({ window: true }).extend({
+  file: z.object({
+    format: z.enum(IMPORT_FORMATS),
+    /** Flow summaries read from the file. */
+    summaries: z.number(),
+    /** Lines read but not simulated (a protocol the flow store does not keep, loopback). */
+    skipped: z.number(),
+    /** Distinct flows (edges) once summaries of the same one are summed. */
+    flows: z.number(),
+    /** The earliest first-seen and latest last-seen time in the file (null: no flows). */
+    firstSeen: z.string().nullable(),
+    lastSeen: z.string().nullable(),
+  }),
 });

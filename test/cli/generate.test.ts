@@ -1,7 +1,10 @@
 /**
- * `bulkhead policy generate`, `bulkhead policy simulate` (and its exit status, a CI gate) and
- * `bulkhead workloads mode` against a control plane over a real socket.
+ * `bulkhead policy generate`, `bulkhead policy simulate` (and its exit status, a CI gate),
+ * also of a flow file, and `bulkhead workloads mode` against a control plane over a real socket.
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildServer } from '../../src/server/app.js';
@@ -24,8 +27,26 @@ describe('generation, simulation and rollout commands', () => {
       ...(payload !== undefined ? { payload: payload as object } : {}),
     });
   const draft = async () => (await call('GET', '/policy/draft')).json<{ items: unknown[] }>().items;
+  let dir: string;
+  /** A flow file in a temporary directory; its path. */
+  const file = async (name: string, text: string) => {
+    const path = join(dir, name);
+    await writeFile(path, text);
+    return path;
+  };
+  const header = 'src,dst,proto,port,process,first_seen,last_seen,connections,bytes';
+  /** What the flow store holds, so a file simulation can be seen to store nothing. */
+  const stored = async () => {
+    await app.bulkhead.flows.catchUp();
+    const { rolledUpTo, pendingSummaries, edges } = (await call('GET', '/flows/status')).json<
+      Record<string, unknown>
+    >();
+    const flows = (await call('GET', '/flows?since=30d&limit=1000')).json<{ total: number }>();
+    return { rolledUpTo, pendingSummaries, edges, total: flows.total };
+  };
 
   beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'bulkhead-simulate-'));
     ts = await testStore('sqlite');
     app = await buildServer({ store: ts.store });
     await ensureOwnerKey(app.bulkhead, OWNER_KEY);
@@ -87,6 +108,7 @@ describe('generation, simulation and rollout commands', () => {
     if (saved.token === undefined) delete process.env.BULKHEAD_TOKEN;
     await app.close();
     await ts.cleanup();
+    await rm(dir, { recursive: true, force: true });
   });
 
   it('refuses bad flags before any request', async () => {
@@ -166,6 +188,69 @@ describe('generation, simulation and rollout commands', () => {
     });
   });
 
+  it('simulates a flow file the draft allows: exit 0, nothing stored', async () => {
+    const before = await stored();
+    const path = await file(
+      'allowed.csv',
+      [
+        header,
+        row('10.1.0.11', '10.1.0.21', 8080, 'java', 7),
+        row('10.1.0.21', '10.1.0.31', 3306, 'mysqld', 3),
+      ].join('\n'),
+    );
+    const s = await cli('policy', 'simulate', '--file', path);
+    expect(s.code, s.err).toBe(0);
+    expect(s.out).toMatch(
+      new RegExp(
+        `^the draft against active version 1, flows of ${path} \\(2 flow summaries, 2 distinct flows, seen \\S+ \\.\\. \\S+\\)`,
+      ),
+    );
+    expect(s.out).toMatch(/newly blocked: 0 flows, 0 connections/);
+    expect(s.out).toMatch(/newly allowed: 1 flow, 3 connections/);
+    expect(s.out).toMatch(/APPLICATION\s+NEWLY BLOCKED\s+NEWLY ALLOWED\nshop\s+0\s+3/);
+    expect(await stored()).toEqual(before);
+  });
+
+  it('refuses a file it cannot read as asked before any request', async () => {
+    const path = await file('capture.txt', 'tcp 6 1 CLOSE src=10.1.0.11 dst=10.1.0.21\n');
+    const unnamed = await cli('policy', 'simulate', '--file', path);
+    expect(unnamed.code).toBe(2);
+    expect(unnamed.err).toMatch(
+      /say what .*capture\.txt holds: --format csv\|json\|conntrack\|netflow/,
+    );
+    const format = await cli('policy', 'simulate', '--file', path, '--format', 'pcap');
+    expect(format.code).toBe(2);
+    expect(format.err).toMatch(/--format: "pcap" is not one of csv, json, conntrack, netflow/);
+    const both = await cli('policy', 'simulate', '--file', path, '--since', '1h');
+    expect(both.code).toBe(2);
+    expect(both.err).toMatch(/--since: a --file is simulated whole/);
+    const alone = await cli('policy', 'simulate', '--format', 'csv');
+    expect(alone.code).toBe(2);
+    expect(alone.err).toMatch(/--format: only with --file/);
+    const missing = await cli('policy', 'simulate', '--file', join(dir, 'nope.csv'));
+    expect(missing.code).toBe(1);
+    expect(missing.err).toMatch(/cannot read .*nope\.csv/);
+  });
+
+  it('names the line and field of a malformed file, storing nothing', async () => {
+    const before = await stored();
+    const path = await file(
+      'bad.csv',
+      [
+        header,
+        row('10.1.0.11', '10.1.0.21', 8080, 'java', 7),
+        '10.1.0.11,10.1.0.21,tcp,99999,java,x,y,1,1',
+      ].join('\n'),
+    );
+    const s = await cli('policy', 'simulate', '--file', path);
+    expect(s.code).toBe(1);
+    expect(s.err).toMatch(
+      /VALIDATION_FAILED: the csv file was not simulated: line 3, port: "99999" is not a port/,
+    );
+    expect(s.err).toMatch(/line 3, first_seen: "x" is not a time/);
+    expect(await stored()).toEqual(before);
+  });
+
   it('exits 1 when the draft drops an allow rule, naming what it would block', async () => {
     expect((await call('DELETE', '/policy/draft/Ruleset/shop')).statusCode).toBe(200);
     const s = await cli('policy', 'simulate', '--since', '1h');
@@ -174,6 +259,45 @@ describe('generation, simulation and rollout commands', () => {
     expect(s.out).toMatch(/APPLICATION\s+NEWLY BLOCKED\s+NEWLY ALLOWED\nshop\s+40\s+2/);
     expect(s.out).toMatch(/web-1\s+api-1\s+8080\/tcp\s+40\s+allowed\s+blocked/);
     expect(s.err).toMatch(/the draft would newly block 1 observed flow \(40 connections\)/);
+  });
+
+  it('exits 1 when a file holds a flow the draft would newly block, in any format', async () => {
+    const before = await stored();
+    const csv = await file(
+      'capture.csv',
+      [
+        header,
+        row('10.1.0.11', '10.1.0.21', 8080, 'java', 5),
+        row('10.1.0.11', '10.1.0.21', 8080, 'java', 6),
+        row('10.2.0.11', '10.2.0.31', 5432, 'postgres', 2),
+      ].join('\n'),
+    );
+    const s = await cli('policy', 'simulate', '--file', csv);
+    expect(s.code).toBe(1);
+    expect(s.out).toMatch(/newly blocked: 1 flow, 11 connections/);
+    expect(s.out).toMatch(/APPLICATION\s+NEWLY BLOCKED\s+NEWLY ALLOWED\nshop\s+11\s+0/);
+    expect(s.out).toMatch(/web-1\s+api-1\s+8080\/tcp\s+11\s+allowed\s+blocked/);
+    expect(s.err).toMatch(
+      /the draft would newly block 1 flow of .*capture\.csv \(11 connections\)/,
+    );
+
+    const j = await cli('policy', 'simulate', '--file', csv, '--json');
+    expect(j.code).toBe(1);
+    expect(JSON.parse(j.out)).toMatchObject({
+      file: { format: 'csv', summaries: 3, flows: 2 },
+      activeVersion: 1,
+      newlyBlocked: { flows: 1, connections: 11 },
+      byApplication: [{ application: 'shop', newlyBlocked: 11, newlyAllowed: 0 }],
+    });
+
+    const dump = await file(
+      'conntrack.out',
+      'tcp      6 118 TIME_WAIT src=10.1.0.11 dst=10.1.0.21 sport=40000 dport=8080 packets=4 bytes=400 src=10.1.0.21 dst=10.1.0.11 sport=8080 dport=40000 packets=3 bytes=300 [ASSURED] mark=0 use=1\n',
+    );
+    const c = await cli('policy', 'simulate', '--file', dump, '--format', 'conntrack');
+    expect(c.code).toBe(1);
+    expect(c.out).toMatch(/newly blocked: 1 flow, 1 connection\n/);
+    expect(await stored()).toEqual(before);
   });
 
   it('moves workloads through the modes by selector, a dry run showing what is in the way', async () => {

@@ -1,9 +1,12 @@
 /**
  * `bulkhead policy generate` (allow rules from observed flows, previewed or added to the
  * draft) and `bulkhead policy simulate` (what provisioning the draft would newly block or
- * allow among observed flows; exit status 1 when anything would be newly blocked, so a CI
- * pipeline over a policy repository can gate on it). Both ask the control plane.
+ * allow among observed flows, or among the flows of a file with `--file`; exit status 1 when
+ * anything would be newly blocked, so a CI pipeline over a policy repository can gate on it).
+ * Both ask the control plane.
  */
+import { readFile } from 'node:fs/promises';
+import { extname } from 'node:path';
 import type { Command } from 'commander';
 import { FilterTextError, parseDuration } from '../../analysis/flows/filter-text.js';
 import type { EndView, FlowRow, FlowWindow } from '../../analysis/flows/model.js';
@@ -12,6 +15,8 @@ import { ApiClient } from '../client.js';
 import { CliError, json, type CliIo } from '../io.js';
 
 const DEFAULT_SINCE = '30d';
+/** The formats `bulkhead flows import` reads, and so the control plane simulates. */
+const FILE_FORMATS = ['csv', 'json', 'conntrack', 'netflow'] as const;
 /** Changes a text simulation report lists (the JSON has up to the server's limit). */
 const TOP_CHANGES = 20;
 /** Uncovered flows a text generation report lists. */
@@ -27,7 +32,17 @@ type GenerateAnswer = Omit<GeneratedPolicy, 'rulesets' | 'ipLists'> & {
 };
 
 interface SimulateAnswer {
-  window: FlowWindow;
+  /** Retained flows: the window read. */
+  window?: FlowWindow;
+  /** A file's flows: what it held. */
+  file?: {
+    format: string;
+    summaries: number;
+    skipped: number;
+    flows: number;
+    firstSeen: string | null;
+    lastSeen: string | null;
+  };
   activeVersion: number | null;
   newlyBlocked: { flows: number; connections: number };
   newlyAllowed: { flows: number; connections: number };
@@ -133,16 +148,62 @@ export function generateReport(a: GenerateAnswer): string {
   return lines.join('\n');
 }
 
-async function simulate(io: CliIo, opts: { since?: string; json?: boolean }): Promise<void> {
-  const since = sinceFlag(opts.since);
-  const answer = await new ApiClient().post<SimulateAnswer>('/policy/simulate', { since });
-  io.out(opts.json ? json(answer) : simulateReport(answer));
+interface SimulateOptions {
+  since?: string;
+  file?: string;
+  format?: string;
+  json?: boolean;
+}
+
+/** A flow file's format, as `bulkhead flows import` finds it: --format, else a .csv or .json name. */
+function fileFormat(file: string, format: string | undefined): string {
+  const byExtension: Record<string, string> = { '.csv': 'csv', '.json': 'json' };
+  const f = format ?? byExtension[extname(file).toLowerCase()];
+  if (f === undefined)
+    throw new CliError(`say what ${file} holds: --format ${FILE_FORMATS.join('|')}`, 2);
+  if (!(FILE_FORMATS as readonly string[]).includes(f))
+    throw new CliError(`--format: "${f}" is not one of ${FILE_FORMATS.join(', ')}`, 2);
+  return f;
+}
+
+async function simulateFile(file: string, formatFlag: string | undefined): Promise<SimulateAnswer> {
+  const format = fileFormat(file, formatFlag);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new CliError(`cannot read ${file}: ${(e as Error).message}`);
+  }
+  const res = await new ApiClient().send('POST', `/policy/simulate/file?format=${format}`, {
+    text,
+    contentType: format === 'csv' || format === 'netflow' ? 'text/csv' : 'text/plain',
+  });
+  return (await res.json()) as SimulateAnswer;
+}
+
+async function simulate(io: CliIo, opts: SimulateOptions, cmd: Command): Promise<void> {
+  if (opts.file !== undefined && cmd.getOptionValueSource('since') === 'cli')
+    throw new CliError('--since: a --file is simulated whole; give one or the other', 2);
+  if (opts.file === undefined && opts.format !== undefined)
+    throw new CliError('--format: only with --file', 2);
+  const answer =
+    opts.file !== undefined
+      ? await simulateFile(opts.file, opts.format)
+      : await new ApiClient().post<SimulateAnswer>('/policy/simulate', {
+          since: sinceFlag(opts.since),
+        });
+  io.out(opts.json ? json(answer) : simulateReport(answer, opts.file));
   // Non-zero so a CI pipeline stops before provisioning a draft that blocks observed traffic.
-  if (answer.newlyBlocked.flows > 0)
+  if (answer.newlyBlocked.flows > 0) {
+    const [one, many] =
+      opts.file === undefined
+        ? ['observed flow', 'observed flows']
+        : [`flow of ${opts.file}`, `flows of ${opts.file}`];
     throw new CliError(
-      `the draft would newly block ${plural(answer.newlyBlocked.flows, 'observed flow')} (${plural(answer.newlyBlocked.connections, 'connection')})`,
+      `the draft would newly block ${plural(answer.newlyBlocked.flows, one, many)} (${plural(answer.newlyBlocked.connections, 'connection')})`,
       1,
     );
+  }
 }
 
 function endText(e: EndView): string {
@@ -163,16 +224,27 @@ function table(rows: readonly string[][]): string[] {
   );
 }
 
-export function simulateReport(a: SimulateAnswer): string {
+/** What was simulated: the window of retained flows, or the file and what it held. */
+function simulatedText(a: SimulateAnswer, fileName: string | undefined): string {
+  if (a.window) return `flows ${windowText(a.window)}`;
+  const f = a.file;
+  if (!f) return 'flows';
+  const seen =
+    f.firstSeen !== null && f.lastSeen !== null ? `, seen ${f.firstSeen} .. ${f.lastSeen}` : '';
+  const skipped = f.skipped ? `, ${plural(f.skipped, 'line')} skipped` : '';
+  return `flows of ${fileName ?? `the ${f.format} file`} (${plural(f.summaries, 'flow summary', 'flow summaries')}, ${plural(f.flows, 'distinct flow')}${skipped}${seen})`;
+}
+
+export function simulateReport(a: SimulateAnswer, fileName?: string): string {
   const against =
     a.activeVersion === null ? 'no active version' : `active version ${a.activeVersion}`;
   const lines = [
-    `the draft against ${against}, flows ${windowText(a.window)}`,
+    `the draft against ${against}, ${simulatedText(a, fileName)}`,
     `newly blocked: ${plural(a.newlyBlocked.flows, 'flow')}, ${plural(a.newlyBlocked.connections, 'connection')}`,
     `newly allowed: ${plural(a.newlyAllowed.flows, 'flow')}, ${plural(a.newlyAllowed.connections, 'connection')}`,
   ];
   if (a.byApplication.length === 0) {
-    lines.push('no observed flow would change');
+    lines.push(a.file ? 'no flow of the file would change' : 'no observed flow would change');
     return lines.join('\n');
   }
   lines.push(
@@ -224,9 +296,14 @@ export function registerPolicyGenerate(policy: Command, io: CliIo): void {
   policy
     .command('simulate')
     .description(
-      `what provisioning the draft would newly block or allow among observed flows; exits 1 when anything would be newly blocked (${remote})`,
+      `what provisioning the draft would newly block or allow among observed flows, or the flows of a file (nothing is stored); exits 1 when anything would be newly blocked (${remote})`,
     )
     .option('--since <duration>', 'the flows observed in this window', DEFAULT_SINCE)
+    .option(
+      '--file <file>',
+      'simulate the flows of this file instead (the formats `bulkhead flows import` reads)',
+    )
+    .option('--format <format>', `${FILE_FORMATS.join('|')} (default from a .csv or .json name)`)
     .option('--json', 'print the whole answer as JSON')
-    .action((opts: { since?: string; json?: boolean }) => simulate(io, opts));
+    .action((opts: SimulateOptions, cmd: Command) => simulate(io, opts, cmd));
 }

@@ -6,19 +6,36 @@
  * generator respects), and adds new rulesets and IP lists beside them: it never removes or
  * widens what a person wrote. Writing goes through `writeDraft`, as /policy/draft/apply does,
  * so it is validated, scope-checked for policy editors, and audited.
+ *
+ * A simulation reads either the flow store's retained flows, or an uploaded flow file
+ * (/policy/simulate/file), which is judged in memory and never stored: a what-if over a
+ * capture must not add its traffic to the map.
  */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { FlowRow } from '../../analysis/flows/model.js';
 import { flowWindow, resolveWindow } from '../../analysis/flows/window.js';
 import type { Decision } from '../../policy/decide.js';
+import {
+  formatProblem,
+  ImportError,
+  readFlowFile,
+  type FlowImportFormat,
+} from '../../importers/flows/index.js';
 import { draftDocuments, draftYaml, generatePolicy } from '../../policy/generate/index.js';
 import { requirePermission } from '../auth.js';
 import { change } from '../change.js';
 import type { RouteOptions, ServerContext } from '../context.js';
+import { ApiError, errors } from '../errors.js';
+import { loadEstate } from '../flows/estate.js';
+import { eachRow, fileFlowRows } from '../flows-simulation.js';
 import {
   generateBody,
   generateView,
+  MAX_SIMULATED_SUMMARIES,
   simulateBody,
+  simulateFileBody,
+  simulateFileQuery,
+  simulateFileView,
   simulateView,
   type GenerateBody,
 } from '../generate-schemas.js';
@@ -129,7 +146,84 @@ export async function simulate(rows: AsyncIterable<FlowRow>, limit: number): Pro
   return { newlyBlocked, newlyAllowed, byApplication, changes, truncated };
 }
 
+/** A flow file's summaries, or a 400 naming each bad line and field (as /flows/import answers). */
+function readSimulatedFile(format: FlowImportFormat, text: string) {
+  let read;
+  try {
+    read = readFlowFile(format, text);
+  } catch (e) {
+    if (!(e instanceof ImportError)) throw e;
+    throw new ApiError(
+      'VALIDATION_FAILED',
+      400,
+      `the ${format} file was not simulated: ${e.problems.map(formatProblem).join('; ')}`,
+      e.problems.map((p) => ({
+        path: `line ${p.line}${p.field ? `, ${p.field}` : ''}`,
+        message: p.message,
+      })),
+    );
+  }
+  if (read.summaries.length > MAX_SIMULATED_SUMMARIES)
+    throw errors.validation([
+      {
+        path: 'body',
+        message: `the file holds ${read.summaries.length} flow summaries; simulate at most ${MAX_SIMULATED_SUMMARIES} at a time (split the file)`,
+      },
+    ]);
+  return read;
+}
+
 // ------------------------------------------------------------------ routes
+
+/**
+ * The file route takes the file as text whatever its type, as /flows/import does; a plugin of
+ * its own keeps that parser away from the JSON bodies of the routes above.
+ */
+const simulateFileRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ctx }) => {
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser(
+    ['application/json', 'text/csv', 'application/csv', 'text/plain'],
+    { parseAs: 'string' },
+    (_request, body, done) => done(null, body),
+  );
+  app.post(
+    '/policy/simulate/file',
+    {
+      config: { permission: 'read' },
+      schema: {
+        summary:
+          'What provisioning the draft would newly block or allow among the flows of an uploaded flow file (nothing is stored)',
+        description:
+          'The body is a flow file as text, in any format /flows/import reads (Bulkhead CSV or JSON, conntrack, nfdump CSV). Each flow is attributed to workloads by address, summaries of the same flow are summed, and each is decided under the active version and the draft. A file with any bad line is refused whole, with each bad line and field named. Neither the flow store nor the ingest log is written.',
+        tags: ['policy'],
+        consumes: ['text/csv', 'text/plain', 'application/json'],
+        querystring: simulateFileQuery,
+        body: simulateFileBody,
+        response: { 200: simulateFileView },
+      },
+    },
+    async (request) => {
+      const { format } = request.query;
+      const read = readSimulatedFile(format, request.body);
+      // Loaded afresh rather than the flow store's cached estate: the answer is then on the
+      // draft as it is now, with no wait for the store's re-decision.
+      const estate = await loadEstate(ctx.store.db);
+      const { rows, firstSeen, lastSeen } = await fileFlowRows(estate, read.summaries);
+      return {
+        file: {
+          format,
+          summaries: read.summaries.length,
+          skipped: read.skipped,
+          flows: rows.length,
+          firstSeen,
+          lastSeen,
+        },
+        activeVersion: estate.activeVersion,
+        ...(await simulate(eachRow(rows), MAX_SIMULATED_CHANGES)),
+      };
+    },
+  );
+};
 
 export const generateRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ctx }) => {
   app.post(
@@ -206,6 +300,8 @@ export const generateRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
       };
     },
   );
+
+  await app.register(simulateFileRoutes, { ctx });
 };
 
 /** `app=payments,env=prod` back from a selector's labels. */

@@ -1,7 +1,8 @@
 /**
  * Rollout: pick workloads by selector and move them one step towards full enforcement
  * (visibility → selective → full). Before each step, the potentially-blocked flows of the last
- * 7 days that touch them: the traffic that would stop, and so stands in the way.
+ * 7 days that touch them: the traffic that would stop, and so stands in the way. The selector
+ * comes from `?selector=` (the Workloads page links here with its filter) and is kept there.
  */
 import { useMemo, useState } from 'react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
@@ -103,6 +104,12 @@ export function RolloutPage() {
         onSubmit={(e) => {
           e.preventDefault();
           setApplied(text);
+          // The address names the selection, so a reload or a shared link shows the same one.
+          window.history.replaceState(
+            null,
+            '',
+            text.trim() ? `/rollout?selector=${encodeURIComponent(text.trim())}` : '/rollout',
+          );
           setConfirming(false);
           move.reset();
         }}

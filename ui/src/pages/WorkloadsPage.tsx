@@ -1,13 +1,16 @@
 /**
  * The estate: every workload with its labels, enforcement mode and agent status. Labels are
  * edited in place (`app=shop, env=prod`) and the mode switched from the row; both are PATCHes
- * that the server validates against the policy, so a refused change shows why.
+ * that the server validates against the policy, so a refused change shows why. A filter
+ * written as a label selector selects as policy does, and opens the Rollout page for it.
  */
 import { useMemo, useState } from 'react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { ENFORCEMENT_MODES, get, send, type Agent, type Workload } from '../api';
+import { parseSelector, selects } from '../components/policyText';
 import { ErrorBox, LabelChips, ModePill, PageHeader, Spinner } from '../components/ui';
-import { ago } from '../format';
+import { ago, plural } from '../format';
+import { navigate } from '../router';
 
 const PAGE = 1000;
 
@@ -22,6 +25,22 @@ export async function allWorkloads(): Promise<Workload[]> {
     if (out.length >= page.total || page.items.length === 0) return out;
   }
 }
+
+/**
+ * The filter as a label selector (`app=shop,env=prod`), when it reads as one. Then the table
+ * shows exactly the workloads a rollout of that selector would move; anything else (a name, a
+ * half-typed `app=`) filters by text as before.
+ */
+function filterSelector(text: string): Record<string, string[]> | null {
+  if (!text.includes('=')) return null;
+  const parsed = parseSelector(text);
+  return typeof parsed === 'string' || Object.keys(parsed).length === 0 ? null : parsed;
+}
+
+const selectorText = (selector: Readonly<Record<string, readonly string[]>>): string =>
+  Object.entries(selector)
+    .flatMap(([k, vs]) => vs.map((v) => `${k}=${v}`))
+    .join(',');
 
 /** `app=shop, env=prod` → { app: 'shop', env: 'prod' }, or the reason it is not. */
 export function parseLabels(text: string): Record<string, string> | string {
@@ -48,9 +67,11 @@ export function WorkloadsPage() {
     return m;
   }, [agents.data]);
 
+  const selector = useMemo(() => filterSelector(filter), [filter]);
   const rows = useMemo(() => {
     const needle = filter.trim().toLowerCase();
     const all = workloads.data ?? [];
+    if (selector) return all.filter((w) => selects(selector, w.labels));
     if (!needle) return all;
     return all.filter(
       (w) =>
@@ -58,7 +79,7 @@ export function WorkloadsPage() {
         Object.entries(w.labels).some(([k, v]) => `${k}=${v}`.toLowerCase().includes(needle)) ||
         w.addresses.some((a) => a.includes(needle)),
     );
-  }, [workloads.data, filter]);
+  }, [workloads.data, filter, selector]);
 
   const modes = useMemo(() => {
     const m: Record<string, number> = {};
@@ -78,11 +99,27 @@ export function WorkloadsPage() {
       >
         <input
           className="search"
-          placeholder="Filter by name, label or address"
+          placeholder="Filter by name, label or address, or app=shop,env=prod"
           value={filter}
           onChange={(e) => setFilter(e.target.value)}
           data-testid="workloads-filter"
         />
+        <button
+          className="btn"
+          disabled={!selector}
+          title={
+            selector
+              ? `Move the workloads ${selectorText(selector)} selects towards full enforcement`
+              : 'Filter by a label selector (app=shop,env=prod) to roll out the workloads it selects'
+          }
+          onClick={() => {
+            if (selector)
+              navigate('rollout', `?selector=${encodeURIComponent(selectorText(selector))}`);
+          }}
+          data-testid="workloads-rollout"
+        >
+          {selector ? `Roll out ${plural(rows.length, 'workload')}` : 'Roll out…'}
+        </button>
       </PageHeader>
       <div className="summary-cards">
         {ENFORCEMENT_MODES.map((m) => (
