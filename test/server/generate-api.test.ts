@@ -2,10 +2,12 @@
  * Policy generation and simulation through the API (issue 6), on both stores: flows imported,
  * a generated draft previewed (the draft untouched) and written (audited), simulated (nothing
  * observed newly blocked), provisioned; then a draft that drops an allow rule, which the
- * simulation reports as newly blocked for the application behind it. And connection attempts
- * an enforcing agent blocked, which must not turn into allow rules unless asked.
+ * simulation reports as newly blocked for the application behind it. The same simulation of
+ * an uploaded flow file, which stores nothing. And connection attempts an enforcing agent
+ * blocked, which must not turn into allow rules unless asked.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_SIMULATED_SUMMARIES } from '../../src/server/generate-schemas.js';
 import { appendFlowBatch } from '../../src/store/flows.js';
 import { postgresSkipReason, STORE_KINDS, testServer, type TestServer } from '../support/server.js';
 
@@ -265,6 +267,266 @@ describe.each(STORE_KINDS)('policy generation and simulation on %s', (kind) => {
     expect(Object.keys(doc.paths)).toEqual(
       expect.arrayContaining(['/api/v1/policy/generate', '/api/v1/policy/simulate']),
     );
+  });
+});
+
+describe.each(STORE_KINDS)('simulating an uploaded flow file on %s', (kind) => {
+  const skip = kind === 'postgres' && postgresSkipReason !== null;
+  let s: TestServer;
+
+  type FileSimulated = Omit<Simulated, 'changes'> & {
+    file: {
+      format: string;
+      summaries: number;
+      skipped: number;
+      flows: number;
+      firstSeen: string | null;
+      lastSeen: string | null;
+    };
+    changes: (Simulated['changes'][number] & { id: number; connections: number })[];
+  };
+  const upload = (text: string, format = 'csv', token?: string) =>
+    s.call({
+      method: 'POST',
+      url: `/api/v1/policy/simulate/file?format=${format}`,
+      headers: { 'content-type': format === 'csv' ? 'text/csv' : 'text/plain' },
+      payload: text,
+      ...(token ? { token } : {}),
+    });
+  const simulateFile = async (text: string, format = 'csv') => {
+    const r = await upload(text, format);
+    expect(r.statusCode, r.body).toBe(200);
+    return r.json<FileSimulated>();
+  };
+  const post = async (url: string, payload: object, status: number) => {
+    const r = await s.call({ method: 'POST', url: `/api/v1${url}`, payload });
+    expect(r.statusCode, r.body).toBe(status);
+    return r.json<Record<string, unknown>>();
+  };
+  /** What the flow store holds: its progress (the ingest log too) and every retained flow. */
+  const stored = async () => {
+    await s.app.bulkhead.flows.catchUp();
+    const status = await s.call({ method: 'GET', url: '/api/v1/flows/status' });
+    const flows = await s.call({ method: 'GET', url: '/api/v1/flows?since=30d&limit=1000' });
+    const { rolledUpTo, pendingSummaries, edges } = status.json<Record<string, unknown>>();
+    return { rolledUpTo, pendingSummaries, edges, flows: flows.json<{ items: unknown[] }>() };
+  };
+
+  /** web-1 has two addresses: its flows from either are one flow, summed. */
+  const capture = [
+    'src,dst,proto,port,process,first_seen,last_seen,connections,bytes',
+    row('10.1.0.11', '10.1.0.21', 8080, 'java', 6),
+    row('10.1.0.12', '10.1.0.21', 8080, 'java', 4),
+    row('10.1.0.21', '10.1.0.31', 3306, 'mysqld', 2),
+    row('8.8.8.8', '10.1.0.11', 443, 'nginx', 5),
+    row('10.2.0.11', '10.2.0.31', 5432, 'postgres', 7),
+  ].join('\n');
+  let before: Awaited<ReturnType<typeof stored>>;
+
+  beforeAll(async () => {
+    if (skip) return;
+    s = await testServer(kind);
+    for (const w of workloads) {
+      const addresses = w.name === 'web-1' ? ['10.1.0.11', '10.1.0.12'] : w.addresses;
+      await post('/workloads', { ...w, addresses, managed: true, mode: 'full' }, 201);
+    }
+    await post('/policy/draft/apply', { documents: [shopRuleset] }, 200);
+    await post('/policy/provision', { message: 'v1' }, 201);
+    // Something retained already, so "unchanged" is about more than an empty store.
+    const imported = await s.call({
+      method: 'POST',
+      url: '/api/v1/flows/import?format=csv',
+      headers: { 'content-type': 'text/csv' },
+      payload: [
+        'src,dst,proto,port,process,first_seen,last_seen,connections,bytes',
+        row('10.2.0.11', '10.1.0.21', 8080, 'java', 3),
+      ].join('\n'),
+    });
+    expect(imported.statusCode, imported.body).toBe(200);
+    before = await stored();
+    expect(before.edges).toBe(1);
+  });
+  afterAll(async () => {
+    if (!skip) await s.close();
+  });
+
+  it.skipIf(skip)('judges every flow of the file, summed per flow; nothing changes', async () => {
+    const sim = await simulateFile(capture);
+    const lines = capture
+      .split('\n')
+      .slice(1)
+      .map((l) => l.split(','));
+    expect(sim.file).toEqual({
+      format: 'csv',
+      summaries: 5,
+      skipped: 0,
+      flows: 4,
+      firstSeen: lines.map((l) => l[5]!).sort()[0],
+      lastSeen: lines.map((l) => l[6]!).sort()[4],
+    });
+    expect(sim).toMatchObject({
+      activeVersion: 1,
+      newlyBlocked: { flows: 0, connections: 0 },
+      newlyAllowed: { flows: 0, connections: 0 },
+      byApplication: [],
+      changes: [],
+      truncated: false,
+    });
+  });
+
+  it.skipIf(skip)('reports what a draft newly allows, per application', async () => {
+    await post(
+      '/policy/draft/apply',
+      {
+        documents: [
+          {
+            ...shopRuleset,
+            rules: [
+              ...shopRuleset.rules,
+              {
+                name: 'api-to-db',
+                sources: { labels: { role: ['api'] } },
+                destinations: { labels: { role: ['db'] } },
+                services: ['3306/tcp'],
+              },
+            ],
+          },
+        ],
+      },
+      200,
+    );
+    const sim = await simulateFile(capture);
+    expect(sim.newlyBlocked).toEqual({ flows: 0, connections: 0 });
+    expect(sim.newlyAllowed).toEqual({ flows: 1, connections: 2 });
+    expect(sim.byApplication).toEqual([{ application: 'shop', newlyBlocked: 0, newlyAllowed: 2 }]);
+    expect(sim.changes).toHaveLength(1);
+    expect(sim.changes[0]).toMatchObject({
+      source: { workload: 'api-1' },
+      destination: { workload: 'db-1' },
+      port: 3306,
+      decision: 'blocked',
+      draftDecision: 'allowed',
+    });
+  });
+
+  it.skipIf(skip)(
+    'reports a flow the draft would newly block, per application, whatever the format',
+    async () => {
+      const r = await s.call({ method: 'DELETE', url: '/api/v1/policy/draft/Ruleset/shop' });
+      expect(r.statusCode, r.body).toBe(200);
+      const sim = await simulateFile(capture);
+      // 6 + 4 connections from web-1's two addresses: one flow.
+      expect(sim.newlyBlocked).toEqual({ flows: 1, connections: 10 });
+      expect(sim.newlyAllowed).toEqual({ flows: 0, connections: 0 });
+      expect(sim.byApplication).toEqual([
+        { application: 'shop', newlyBlocked: 10, newlyAllowed: 0 },
+      ]);
+      expect(sim.changes).toHaveLength(1);
+      expect(sim.changes[0]).toMatchObject({
+        id: 1,
+        source: { workload: 'web-1' },
+        destination: { workload: 'api-1' },
+        port: 8080,
+        connections: 10,
+        decision: 'allowed',
+        draftDecision: 'blocked',
+      });
+
+      // The same traffic as JSON and as a conntrack dump.
+      const json = await simulateFile(
+        JSON.stringify([
+          {
+            src: '10.1.0.11',
+            dst: '10.1.0.21',
+            proto: 'tcp',
+            port: 8080,
+            process: 'java',
+            firstSeen: at(40),
+            lastSeen: at(30),
+            connections: 10,
+            bytes: 100,
+          },
+        ]),
+        'json',
+      );
+      expect(json.newlyBlocked).toEqual({ flows: 1, connections: 10 });
+      const conntrack = await simulateFile(
+        'tcp      6 118 TIME_WAIT src=10.1.0.12 dst=10.1.0.21 sport=40000 dport=8080 packets=4 bytes=400 src=10.1.0.21 dst=10.1.0.12 sport=8080 dport=40000 packets=3 bytes=300 [ASSURED] mark=0 use=1\n',
+        'conntrack',
+      );
+      expect(conntrack.file).toMatchObject({ format: 'conntrack', summaries: 1, flows: 1 });
+      expect(conntrack.byApplication).toEqual([
+        { application: 'shop', newlyBlocked: 1, newlyAllowed: 0 },
+      ]);
+    },
+  );
+
+  it.skipIf(skip)('answers 400 naming the line and field of a malformed file', async () => {
+    const bad = await upload(
+      [
+        'src,dst,proto,port,process,first_seen,last_seen,connections,bytes',
+        row('10.1.0.11', '10.1.0.21', 8080, 'java', 6),
+        `10.1.0.11,10.1.0.21,tcp,,java,${at(40)},${at(30)},1,1`,
+        `10.1.0.11,not-an-address,tcp,80,,${at(40)},${at(30)},1,1`,
+      ].join('\n'),
+    );
+    expect(bad.statusCode, bad.body).toBe(400);
+    const e = bad.json<{
+      error: { code: string; message: string; details: { path: string; message: string }[] };
+    }>().error;
+    expect(e.code).toBe('VALIDATION_FAILED');
+    expect(e.message).toMatch(/^the csv file was not simulated: line 3, port: tcp needs a port/);
+    expect(e.details).toEqual([
+      { path: 'line 3, port', message: 'tcp needs a port' },
+      { path: 'line 4, dst', message: '"not-an-address" is not an IP address' },
+    ]);
+
+    const format = await upload(capture, 'pcap');
+    expect(format.statusCode).toBe(400);
+    expect(format.json<{ error: { message: string } }>().error.message).toMatch(/^query\.format: /);
+    const empty = await upload('', 'csv');
+    expect(empty.statusCode).toBe(400);
+  });
+
+  // The limit is checked before the store is read: once is enough.
+  it.skipIf(skip || kind === 'postgres')(
+    'refuses a file of more flow summaries than one simulation reads',
+    async () => {
+      const line = '10.1.0.11,10.1.0.21,udp,53,,2026-01-01T00:00Z,2026-01-01T00:01Z,1,1';
+      const lines = new Array<string>(MAX_SIMULATED_SUMMARIES + 1).fill(line);
+      const r = await upload(
+        ['src,dst,proto,port,process,first_seen,last_seen,connections,bytes', ...lines].join('\n'),
+      );
+      expect(r.statusCode, r.body.slice(0, 300)).toBe(400);
+      expect(r.json<{ error: { code: string; message: string } }>().error).toEqual({
+        code: 'VALIDATION_FAILED',
+        message: `body: the file holds ${MAX_SIMULATED_SUMMARIES + 1} flow summaries; simulate at most ${MAX_SIMULATED_SUMMARIES} at a time (split the file)`,
+        details: [expect.objectContaining({ path: 'body' })],
+      });
+    },
+    30_000,
+  );
+
+  it.skipIf(skip)('lets a read-only key simulate a file', async () => {
+    const key = (await post('/keys', { name: 'r', role: 'read-only' }, 201)) as { key: string };
+    const r = await upload(capture, 'csv', key.key);
+    expect(r.statusCode, r.body).toBe(200);
+  });
+
+  it.skipIf(skip)('stores nothing: the flow store and its ingest log are unchanged', async () => {
+    expect(await stored()).toEqual(before);
+    const audit = await s.call({
+      method: 'GET',
+      url: '/api/v1/audit-events?type=flows.import&limit=100',
+    });
+    expect(audit.json<{ items: unknown[] }>().items).toHaveLength(1);
+  });
+
+  it.skipIf(skip)('describes the route in the OpenAPI document', async () => {
+    const doc = (await s.call({ method: 'GET', url: '/api/v1/openapi.json' })).json<{
+      paths: Record<string, unknown>;
+    }>();
+    expect(Object.keys(doc.paths)).toContain('/api/v1/policy/simulate/file');
   });
 });
 
