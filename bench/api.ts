@@ -8,7 +8,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,6 +46,12 @@ export interface ApiBenchResult {
   readonly errors: number;
   /** Cores the load generator itself kept busy (it shares the machine with the server). */
   readonly generatorCores: number;
+  /**
+   * The server's CPU time per summary ingested (µs), heartbeats and the background roll-up
+   * included: on a shared machine a steadier figure than the rate, which depends on what
+   * else runs.
+   */
+  readonly serverMicrosPerSummary: number;
   /** Direct inserts of the same batches into the same store, no HTTP. */
   readonly baselineSummariesPerSecond: number;
 }
@@ -134,6 +140,16 @@ interface RunningServer {
   readonly url: string;
   readonly child: ChildProcess;
 }
+
+/** A process's CPU time so far (user + system), in seconds, from /proc. */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces) start after its closing parenthesis.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+/** USER_HZ: what /proc counts CPU time in, 100 on Linux. */
+const CLOCK_TICKS = 100;
 
 /** Starts `bulkhead server` in a child process on a free port. */
 function startServer(env: NodeJS.ProcessEnv): Promise<RunningServer> {
@@ -301,7 +317,7 @@ async function baseline(store: Store, options: ApiBenchOptions): Promise<number>
     rows += values.length;
     batch++;
   }
-  await sql`delete from flow_summaries where agent_id = 'baseline'`.execute(store.db);
+  await sql`delete from flow_log where agent_id = 'baseline'`.execute(store.db);
   await sql`delete from flow_batches where agent_id = 'baseline'`.execute(store.db);
   return rows / ((performance.now() - started) / 1000);
 }
@@ -345,7 +361,9 @@ export async function runApiBench(
         log(
           `${kind}, ${agents} agents: driving ${options.concurrency} connections for ${options.seconds} s`,
         );
+        const cpuBefore = await cpuSeconds(server.child.pid!);
         const run = await drive(server.url, credentials, options);
+        const serverCpu = (await cpuSeconds(server.child.pid!)) - cpuBefore;
         const flowBatches = summarise(run.batches);
         const result: ApiBenchResult = {
           store: kind,
@@ -356,13 +374,14 @@ export async function runApiBench(
           summariesPerSecond: (flowBatches.requests * options.batchSize) / run.seconds,
           errors: run.errors,
           generatorCores: run.generatorCpu,
+          serverMicrosPerSummary: (serverCpu * 1e6) / (flowBatches.requests * options.batchSize),
           baselineSummariesPerSecond: base,
         };
         log(
           `${kind}, ${agents} agents: ${Math.round(result.summariesPerSecond)} summaries/s (baseline ${Math.round(base)}), ` +
             `batch p50 ${flowBatches.p50Ms.toFixed(1)} ms p99 ${flowBatches.p99Ms.toFixed(1)} ms, ` +
             `heartbeat p50 ${result.heartbeats.p50Ms.toFixed(1)} ms p99 ${result.heartbeats.p99Ms.toFixed(1)} ms, ${run.errors} errors, ` +
-            `load generator ${(run.generatorCpu * 100).toFixed(0)}% of a core`,
+            `server CPU ${result.serverMicrosPerSummary.toFixed(1)} µs per summary, load generator ${(run.generatorCpu * 100).toFixed(0)}% of a core`,
         );
         results.push(result);
       } finally {
@@ -388,6 +407,7 @@ export function apiReport(results: readonly ApiBenchResult[], batchSize: number)
       'batch p99',
       'heartbeat p50',
       'heartbeat p99',
+      'server CPU/summary',
       'requests',
       'errors',
     ],
@@ -401,6 +421,7 @@ export function apiReport(results: readonly ApiBenchResult[], batchSize: number)
       `${r.flowBatches.p99Ms.toFixed(1)} ms`,
       `${r.heartbeats.p50Ms.toFixed(1)} ms`,
       `${r.heartbeats.p99Ms.toFixed(1)} ms`,
+      `${r.serverMicrosPerSummary.toFixed(1)} µs`,
       String(r.flowBatches.requests + r.heartbeats.requests),
       String(r.errors),
     ]),

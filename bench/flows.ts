@@ -4,8 +4,8 @@
  * - **ingest**: agent flow summaries rolled up from the ingest log into edges and minute,
  *   hour and day buckets (the flow store's own `catchUp`, decisions included), in
  *   summaries/s. The baseline, measured first in the same run on the same store, is the
- *   log append alone: the same summaries written into `flow_summaries` by the server's own
- *   insert path (prepared inserts on SQLite, COPY on PostgreSQL).
+ *   log append alone: the same summaries written into the ingest log (`flow_log`, one row
+ *   per batch) by the server's own insert path.
  * - **queries**: map and explorer latency (p50/p95) over N aggregated rows, generated
  *   straight into the bucket tables with one INSERT ... SELECT per slice of hours (edges
  *   x hours), for the windows 1h (minutes), 24h and 7d (hours), unfiltered and filtered,

@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
-import { openStore, type Store } from '../store/store.js';
+import { openStore, type Store, type StoreOptions } from '../store/store.js';
 import type { FlowStoreOptions } from './flows/service.js';
 import { buildServer } from './app.js';
 import { ensureOwnerKey } from './bootstrap.js';
@@ -47,11 +47,12 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     throw new Error('TLS needs both a certificate and a key (--tls-cert and --tls-key)');
   }
   const logger = pino({ level: options.logLevel ?? 'info' });
-  const store = await openStore({
+  const storeOptions: StoreOptions = {
     dataDir: options.dataDir,
     ...(options.databaseUrl ? { databaseUrl: options.databaseUrl } : {}),
     ...(options.databaseSchema ? { schema: options.databaseSchema } : {}),
-  });
+  };
+  const store = await openStore(storeOptions);
   try {
     const https =
       options.tlsCert && options.tlsKey
@@ -61,7 +62,14 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       store,
       logger,
       ...(https ? { https } : {}),
-      ...(options.flows ? { flows: options.flows } : {}),
+      flows: {
+        ...options.flows,
+        // Summing the flow log takes a core of its own; an in-memory database has no second
+        // connection to read it from.
+        ...(options.dataDir !== ':memory:' || options.databaseUrl
+          ? { summarizeIn: storeOptions }
+          : {}),
+      },
     });
     const owner = await ensureOwnerKey(app.bulkhead, options.ownerKey);
     await app.listen({ host: options.host, port: options.port });

@@ -13,6 +13,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { sql, type SelectQueryBuilder, type Transaction } from 'kysely';
 import { RESOLUTION_SECONDS, type Resolution } from '../analysis/flows/model.js';
 import type { Database, FlowEdgesTable } from './schema.js';
+import type { LoggedSummary } from './flows.js';
 import type { Db, Store } from './store.js';
 
 export const BUCKET_TABLE: Readonly<
@@ -505,178 +506,107 @@ export async function clearFlowTables(store: Store, trx: Transaction<Database>):
 
 // ------------------------------------------------------------------ the ingest log and cursors
 
-export interface SummaryRow {
+/** One row of the ingest log: a batch's summaries (or part of an import's), expanded. */
+export interface LogEntry {
   readonly id: number;
+  /** The reporting agent's workload ('' for imports). */
   readonly workload: string;
-  readonly src: string;
-  readonly dst: string;
-  readonly proto: string;
-  readonly dport: number | null;
-  readonly process: string | null;
-  readonly first_seen: string;
-  readonly last_seen: string;
-  readonly connections: number;
-  readonly bytes: number;
-  readonly decision: string | null;
+  readonly summaries: readonly LoggedSummary[];
 }
 
-const SUMMARY_COLUMNS = [
-  'id',
-  'workload',
-  'src',
-  'dst',
-  'proto',
-  'dport',
-  'process',
-  'first_seen',
-  'last_seen',
-  'connections',
-  'bytes',
-  'decision',
-] as const;
+/** Log rows read per query while gathering a chunk (rows hold up to LOG_ROW_SUMMARIES each). */
+const LOG_PAGE = 200;
 
-/** A summary as an array in SUMMARY_COLUMNS order: the roll-up reads millions, one array each. */
-export type SummaryTuple = readonly [
-  id: number,
-  workload: string,
-  src: string,
-  dst: string,
-  proto: string,
-  dport: number | null,
-  process: string | null,
-  first_seen: string,
-  last_seen: string,
-  connections: number,
-  bytes: number,
-  decision: string | null,
-];
+type LogRow = readonly [id: number, workload: string, summaries: string];
 
 /**
- * Summaries after `afterId`, oldest first, as arrays. On SQLite through a prepared statement
- * returning arrays (no object per row); call it inside a transaction there.
+ * Log rows after `afterId`, oldest first, until they hold at least `limit` summaries (rows
+ * are taken whole, so a chunk may hold a few more). A row that is not a JSON array (the log
+ * is a table anyone with the database can write) is returned with no summaries and counted
+ * in `unreadable`, so that one bad row cannot stop the roll-up for good.
  */
-export async function readSummaryTuples(
+export async function readLog(
   store: Store,
   db: Db,
   afterId: number,
   limit: number,
-): Promise<SummaryTuple[]> {
-  const lite = sqliteOf(store);
-  if (lite) {
-    const select = prepared(
-      lite,
-      `select ${SUMMARY_COLUMNS.join(', ')} from flow_summaries where id > ? order by id limit ?`,
-    );
-    return select.raw(true).all(afterId, limit) as SummaryTuple[];
+): Promise<{ entries: LogEntry[]; summaries: number; unreadable: number[] }> {
+  const entries: LogEntry[] = [];
+  const unreadable: number[] = [];
+  let summaries = 0;
+  let after = afterId;
+  while (summaries < limit) {
+    const rows = await readLogRows(store, db, after, LOG_PAGE);
+    for (const [id, workload, text] of rows) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = null;
+      }
+      if (!Array.isArray(parsed)) {
+        unreadable.push(Number(id));
+        entries.push({ id: Number(id), workload, summaries: [] });
+      } else {
+        entries.push({ id: Number(id), workload, summaries: parsed as LoggedSummary[] });
+        summaries += parsed.length;
+      }
+      after = Number(id);
+      if (summaries >= limit) break;
+    }
+    if (rows.length < LOG_PAGE) break;
   }
+  return { entries, summaries, unreadable };
+}
+
+const LOG_AFTER = 'select id, workload, summaries from flow_log where id > ? order by id limit ?';
+
+async function readLogRows(
+  store: Store,
+  db: Db,
+  afterId: number,
+  limit: number,
+): Promise<readonly LogRow[]> {
+  const lite = sqliteOf(store);
+  if (lite) return prepared(lite, LOG_AFTER).raw(true).all(afterId, limit) as LogRow[];
   const rows = await db
-    .selectFrom('flow_summaries')
-    .select(SUMMARY_COLUMNS)
+    .selectFrom('flow_log')
+    .select(['id', 'workload', 'summaries'])
     .where('id', '>', afterId)
     .orderBy('id')
     .limit(limit)
     .execute();
-  // PostgreSQL's bigints arrive as text.
-  return rows.map((r) => [
-    Number(r.id),
-    r.workload,
-    r.src,
-    r.dst,
-    r.proto,
-    r.dport,
-    r.process,
-    r.first_seen,
-    r.last_seen,
-    r.connections,
-    Number(r.bytes),
-    r.decision,
-  ]);
+  return rows.map((r) => [Number(r.id), r.workload, r.summaries] as const);
 }
 
-const SUMMARIES_AFTER = `select ${SUMMARY_COLUMNS.join(', ')} from flow_summaries
-  where id > $1 order by id limit $2`;
-
-/**
- * readSummaryTuples outside any transaction: on PostgreSQL straight from the pool, with the
- * driver building arrays (not objects it would take apart again) for the million-row reads.
- */
-export async function readSummaryTuplesAlone(
-  store: Store,
-  afterId: number,
-  limit: number,
-): Promise<SummaryTuple[]> {
-  const pool = store.dialect.postgresPool();
-  if (!pool) return readSummaryTuples(store, store.db, afterId, limit);
-  const result = await pool.query({
-    text: SUMMARIES_AFTER,
-    values: [afterId, limit],
-    rowMode: 'array',
-  });
-  // Every column is as SummaryTuple has it (bigints are numbers: see the dialect's parsers).
-  return result.rows as unknown as SummaryTuple[];
-}
-
-/** Summaries after `afterId`, oldest first (see readSummaryTuples). */
-export async function readSummaries(
-  store: Store,
-  db: Db,
-  afterId: number,
-  limit: number,
-): Promise<SummaryRow[]> {
-  const tuples = await readSummaryTuples(store, db, afterId, limit);
-  return tuples.map(
-    ([
-      id,
-      workload,
-      src,
-      dst,
-      proto,
-      dport,
-      process,
-      first_seen,
-      last_seen,
-      connections,
-      bytes,
-      decision,
-    ]) => ({
-      id,
-      workload,
-      src,
-      dst,
-      proto,
-      dport,
-      process,
-      first_seen,
-      last_seen,
-      connections,
-      bytes,
-      decision,
-    }),
-  );
-}
-
-export function countSummariesAfter(db: Db, afterId: number): Promise<number> {
-  return rowCount(db.selectFrom('flow_summaries').where('id', '>', afterId));
-}
-
-/** The newest summary's id in the log (0 when the log is empty). */
-export async function lastSummaryId(db: Db): Promise<number> {
+/** How many summaries the log holds after `afterId`. */
+export async function countSummariesAfter(db: Db, afterId: number): Promise<number> {
   const row = await db
-    .selectFrom('flow_summaries')
+    .selectFrom('flow_log')
+    .select((eb) => eb.fn.sum<number>('count').as('n'))
+    .where('id', '>', afterId)
+    .executeTakeFirst();
+  return Number(row?.n ?? 0);
+}
+
+/** The newest log row's id (0 when the log is empty). */
+export async function lastLogId(db: Db): Promise<number> {
+  const row = await db
+    .selectFrom('flow_log')
     .select((eb) => eb.fn.max<number>('id').as('id'))
     .executeTakeFirst();
   return row?.id === null || row?.id === undefined ? 0 : Number(row.id);
 }
 
-/** Deletes rolled-up summaries with ids up to `id`, at most `limit` of them; returns how many. */
-export async function deleteSummariesUpTo(db: Db, id: number, limit: number): Promise<number> {
+/** Deletes rolled-up log rows with ids up to `id`, at most `limit` of them; returns how many. */
+export async function deleteLogUpTo(db: Db, id: number, limit: number): Promise<number> {
   const first = await db
-    .selectFrom('flow_summaries')
+    .selectFrom('flow_log')
     .select((eb) => eb.fn.min<number>('id').as('id'))
     .executeTakeFirst();
   if (first?.id === null || first?.id === undefined) return 0;
   const upTo = Math.min(id, Number(first.id) + limit - 1);
-  const result = await db.deleteFrom('flow_summaries').where('id', '<=', upTo).executeTakeFirst();
+  const result = await db.deleteFrom('flow_log').where('id', '<=', upTo).executeTakeFirst();
   return Number(result.numDeletedRows);
 }
 

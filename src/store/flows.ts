@@ -1,122 +1,120 @@
 /**
- * Storing a batch of flow summaries, the one write that takes agent traffic at volume, so
- * each database gets the statement it runs fastest: on SQLite one prepared single-row
- * INSERT run per row (no SQL to build or parse per batch); on PostgreSQL one COPY of the
- * whole batch in text format (no parameters, no planning, the least work per row the
- * server offers). Either way the batch row and its summaries land in one transaction.
+ * Storing a batch of flow summaries, the one write that takes agent traffic at volume. The
+ * ingest log keeps a batch as it came: one `flow_log` row holding its summaries as a JSON
+ * array of tuples, so storing 500 summaries costs one row, not 500 (the per-row insert was
+ * a quarter of the server's time per summary on SQLite, and most of PostgreSQL's). The
+ * roll-up expands a row back into summaries; `flow_summaries` is a view that does the same
+ * for anyone reading the log with SQL. The batch's `flow_batches` row and its log rows land
+ * in one transaction.
  */
 import type { Insertable } from 'kysely';
-import copyStreams from 'pg-copy-streams';
-import type pg from 'pg';
-import type { SqliteConnection } from './dialect/dialect.js';
-import type { FlowBatchesTable, FlowSummariesTable } from './schema.js';
+import type { FlowBatchesTable, FlowLogTable } from './schema.js';
 import type { Store } from './store.js';
 
 export type NewFlowBatch = Insertable<FlowBatchesTable>;
-export type NewFlowSummary = Insertable<FlowSummariesTable>;
 
-/** The columns in the order both statements write them. */
-const COLUMNS = [
-  'agent_id',
-  'batch_id',
-  'workload',
-  'src',
-  'dst',
-  'proto',
-  'dport',
-  'process',
-  'first_seen',
-  'last_seen',
-  'connections',
-  'bytes',
-  'decision',
-] as const satisfies readonly (keyof NewFlowSummary)[];
+/** A summary to store, as the `flow_summaries` view shows it (less the log row's id). */
+export interface NewFlowSummary {
+  readonly agent_id: string;
+  readonly batch_id: string;
+  readonly workload: string;
+  readonly src: string;
+  readonly dst: string;
+  readonly proto: string;
+  readonly dport?: number | null;
+  readonly process?: string | null;
+  /** Canonical UTC ISO text. */
+  readonly first_seen: string;
+  readonly last_seen: string;
+  readonly connections: number;
+  readonly bytes: number;
+  readonly decision?: string | null;
+}
 
-const SQLITE_INSERT = `insert into flow_summaries (${COLUMNS.join(', ')})
-  values (${COLUMNS.map(() => '?').join(', ')})`;
+/**
+ * At most this many summaries per log row: an import of a large file becomes several rows,
+ * so the roll-up, which takes rows whole, still reads the log in chunks of a bounded size.
+ */
+export const LOG_ROW_SUMMARIES = 5000;
 
-const prepared = new WeakMap<SqliteConnection, { run(...params: unknown[]): unknown }>();
+/**
+ * A summary in the log, in this order: src, dst, proto, dport, process, first_seen,
+ * last_seen, connections, bytes, decision.
+ */
+export type LoggedSummary = readonly [
+  src: string,
+  dst: string,
+  proto: string,
+  dport: number | null,
+  process: string | null,
+  first_seen: string,
+  last_seen: string,
+  connections: number,
+  bytes: number,
+  decision: string | null,
+];
+
+/** One log row's summaries as stored: a JSON array of LoggedSummary tuples. */
+export function logText(rows: readonly NewFlowSummary[], from: number, to: number): string {
+  let text = '[';
+  for (let i = from; i < to; i++) {
+    const r = rows[i]!;
+    const tuple: LoggedSummary = [
+      r.src,
+      r.dst,
+      r.proto,
+      r.dport ?? null,
+      r.process ?? null,
+      r.first_seen,
+      r.last_seen,
+      r.connections,
+      r.bytes,
+      r.decision ?? null,
+    ];
+    if (i > from) text += ',';
+    text += JSON.stringify(tuple);
+  }
+  return `${text}]`;
+}
+
+/** Log rows per INSERT statement (5 parameters each: well within both databases' limits). */
+const LOG_ROWS_PER_INSERT = 1000;
 
 /**
  * Stores one batch: its `flow_batches` row (whose primary key makes a retried batch fail
- * with a unique violation, which the caller turns into "duplicate") and its summaries.
+ * with a unique violation, which the caller turns into "duplicate") and its summaries, one
+ * log row per reporting workload (an agent's batch has one) and at most LOG_ROW_SUMMARIES.
  */
 export async function appendFlowBatch(
   store: Store,
   batch: NewFlowBatch,
   rows: readonly NewFlowSummary[],
 ): Promise<void> {
-  const pool = store.dialect.postgresPool();
-  if (pool) return copyBatch(pool, batch, rows);
+  const byWorkload = new Map<string, NewFlowSummary[]>();
+  for (const r of rows) {
+    const same = byWorkload.get(r.workload);
+    if (same) same.push(r);
+    else byWorkload.set(r.workload, [r]);
+  }
+  const logRows: Insertable<FlowLogTable>[] = [];
+  for (const [workload, summaries] of byWorkload) {
+    for (let from = 0; from < summaries.length; from += LOG_ROW_SUMMARIES) {
+      const to = Math.min(summaries.length, from + LOG_ROW_SUMMARIES);
+      logRows.push({
+        agent_id: batch.agent_id,
+        batch_id: batch.batch_id,
+        workload,
+        count: to - from,
+        summaries: logText(summaries, from, to),
+      });
+    }
+  }
   await store.transaction(async (trx) => {
     await trx.insertInto('flow_batches').values(batch).execute();
-    const connection = store.dialect.sqliteConnection();
-    if (!connection) throw new Error(`${store.dialect.name}: no connection for flow summaries`);
-    let insert = prepared.get(connection);
-    if (!insert) prepared.set(connection, (insert = connection.prepare(SQLITE_INSERT)));
-    for (const r of rows) insert.run(...COLUMNS.map((c) => r[c] ?? null));
+    for (let i = 0; i < logRows.length; i += LOG_ROWS_PER_INSERT)
+      await trx
+        .insertInto('flow_log')
+        .values(logRows.slice(i, i + LOG_ROWS_PER_INSERT))
+        .execute();
   });
-}
-
-async function copyBatch(
-  pool: pg.Pool,
-  batch: NewFlowBatch,
-  rows: readonly NewFlowSummary[],
-): Promise<void> {
-  const client = await pool.connect();
-  let broken = false;
-  try {
-    await client.query('begin');
-    try {
-      await client.query(
-        'insert into flow_batches (agent_id, batch_id, received_at, summaries) values ($1, $2, $3, $4)',
-        [batch.agent_id, batch.batch_id, batch.received_at, batch.summaries],
-      );
-      if (rows.length > 0) await copyRows(client, rows);
-      await client.query('commit');
-    } catch (e) {
-      await client.query('rollback').catch(() => {
-        // The connection itself failed: the pool must not hand it out again.
-        broken = true;
-      });
-      throw e;
-    }
-  } finally {
-    client.release(broken);
-  }
-}
-
-function copyRows(client: pg.PoolClient, rows: readonly NewFlowSummary[]): Promise<void> {
-  let text = '';
-  for (const r of rows) {
-    for (let i = 0; i < COLUMNS.length; i++) {
-      text += copyField(r[COLUMNS[i]!]);
-      text += i === COLUMNS.length - 1 ? '\n' : '\t';
-    }
-  }
-  return new Promise((resolve, reject) => {
-    const stream = client.query(
-      copyStreams.from(`copy flow_summaries (${COLUMNS.join(', ')}) from stdin`),
-    );
-    stream.on('finish', resolve);
-    stream.on('error', reject);
-    stream.end(text);
-  });
-}
-
-const COPY_ESCAPES: Record<string, string> = {
-  '\\': '\\\\',
-  '\t': '\\t',
-  '\n': '\\n',
-  '\r': '\\r',
-};
-
-const COPY_SPECIAL = /[\\\t\n\r]/;
-
-/** One field in COPY's text format: \N for null, and its four special characters escaped. */
-function copyField(value: string | number | null | undefined): string {
-  if (value === null || value === undefined) return '\\N';
-  if (typeof value === 'number') return String(value);
-  // Almost every value has nothing to escape; testing first spares building a new string.
-  return COPY_SPECIAL.test(value) ? value.replace(/[\\\t\n\r]/g, (c) => COPY_ESCAPES[c]!) : value;
 }

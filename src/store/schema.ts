@@ -118,8 +118,21 @@ export interface FlowBatchesTable {
   summaries: number;
 }
 
-export interface FlowSummariesTable {
+/** The ingest log: a batch's summaries (LoggedSummary tuples) as one JSON array per row. */
+export interface FlowLogTable {
   id: Generated<number>;
+  agent_id: string;
+  batch_id: string;
+  /** The reporting agent's workload ('' for imports). */
+  workload: string;
+  /** How many summaries `summaries` holds. */
+  count: number;
+  summaries: string;
+}
+
+/** A view of the ingest log, one row per summary; `id` is its log row's. Read only. */
+export interface FlowSummariesTable {
+  id: number;
   agent_id: string;
   batch_id: string;
   workload: string;
@@ -199,6 +212,7 @@ export interface Database {
   agents: AgentsTable;
   compiled_policies: CompiledPoliciesTable;
   flow_batches: FlowBatchesTable;
+  flow_log: FlowLogTable;
   flow_summaries: FlowSummariesTable;
   audit_events: AuditEventsTable;
   flow_edges: FlowEdgesTable;

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { attributeSummary, edgeKeyText } from '../../src/analysis/flows/edge-key.js';
 import type { Workload } from '../../src/policy/model.js';
 import { Attributor, LogClock } from '../../src/server/flows/rollup.js';
-import type { SummaryTuple } from '../../src/store/flow-store.js';
+import type { LoggedSummary } from '../../src/store/flows.js';
 
 describe('LogClock', () => {
   it('reads every time as Date.parse does, canonical or not', () => {
@@ -34,7 +34,8 @@ describe('Attributor', () => {
     ['10.0.0.2', db],
   ]);
   const ownerOf = (a: string) => owners.get(a);
-  const tuple = (over: Partial<Record<string, unknown>>): SummaryTuple => {
+  /** A summary as `workload`'s agent logged it. */
+  const tuple = (over: Partial<Record<string, unknown>>): [string, LoggedSummary] => {
     const s = {
       workload: 'db',
       src: '10.0.0.1',
@@ -46,19 +47,20 @@ describe('Attributor', () => {
       ...over,
     } as Record<string, unknown>;
     return [
-      1,
-      s.workload,
-      s.src,
-      s.dst,
-      s.proto,
-      s.dport,
-      s.process,
-      '2026-03-04T10:17:05.123Z',
-      '2026-03-04T10:17:05.123Z',
-      1,
-      10,
-      s.decision,
-    ] as unknown as SummaryTuple;
+      s.workload as string,
+      [
+        s.src,
+        s.dst,
+        s.proto,
+        s.dport,
+        s.process,
+        '2026-03-04T10:17:05.123Z',
+        '2026-03-04T10:17:05.123Z',
+        1,
+        10,
+        s.decision,
+      ] as unknown as LoggedSummary,
+    ];
   };
 
   it('answers as attributeSummary does, however often a summary repeats', () => {
@@ -76,13 +78,13 @@ describe('Attributor', () => {
       tuple({ src: 'not\u0001an address' }),
     ];
     for (let round = 0; round < 2; round++) {
-      for (const t of cases) {
-        const [, workload, src, dst, proto, dport, process, , , , , decision] = t;
+      for (const [workload, t] of cases) {
+        const [src, dst, proto, dport, process, , , , , decision] = t;
         const expected = attributeSummary(
           { workload, src, dst, proto, dport, process, decision },
           ownerOf,
         );
-        const got = attributor.attribute(t);
+        const got = attributor.attribute(workload, t);
         if (!expected.kept) expect(got, JSON.stringify(t)).toBeNull();
         else
           expect(got, JSON.stringify(t)).toEqual({

@@ -5,15 +5,18 @@ import {
   countEdges,
   countStaleEdges,
   deleteBucketsBefore,
-  deleteSummariesUpTo,
+  countSummariesAfter,
+  deleteLogUpTo,
+  lastLogId,
   readEdges,
-  readSummaries,
+  readLog,
+  type LogEntry,
   updateVerdicts,
   upsertEdges,
   windowTraffic,
   type NewEdgeRow,
 } from '../../src/store/flow-store.js';
-import { appendFlowBatch } from '../../src/store/flows.js';
+import { appendFlowBatch, LOG_ROW_SUMMARIES } from '../../src/store/flows.js';
 import type { Store } from '../../src/store/store.js';
 import { postgresSkipReason, STORE_KINDS, testStore, type TestStore } from '../support/server.js';
 
@@ -176,41 +179,120 @@ describe.each(STORE_KINDS)('flow store tables on %s', (kind) => {
     });
   });
 
-  it.skipIf(skip)('reads the ingest log forward by id and deletes what was rolled up', async () => {
-    const row = (i: number) => ({
-      agent_id: 'a',
-      batch_id: 'b',
-      workload: 'w',
+  it.skipIf(skip)(
+    'logs each batch as one row, read forward whole, and deletes what was rolled up',
+    async () => {
+      const row = (batch: string, i: number) => ({
+        agent_id: 'a',
+        batch_id: batch,
+        workload: 'w',
+        src: '10.0.0.1',
+        dst: '10.0.0.2',
+        proto: 'tcp',
+        dport: i,
+        process: i === 1 ? 'tab\there "quoted"' : null,
+        first_seen: '2026-11-23T10:00:00.000Z',
+        last_seen: '2026-11-23T10:00:01.000Z',
+        connections: 1,
+        bytes: 2 ** 40,
+        decision: i === 2 ? 'blocked' : null,
+      });
+      const append = (batch: string, ports: number[]) =>
+        appendFlowBatch(
+          store,
+          { agent_id: 'a', batch_id: batch, received_at: '2026-11-23T10:00:02.000Z', summaries: 3 },
+          ports.map((i) => row(batch, i)),
+        );
+      await append('b1', [1, 2, 3]);
+      await append('b2', [4, 5]);
+      await append('b3', [6]);
+      const ports = (entries: LogEntry[]) => entries.flatMap((e) => e.summaries.map((t) => t[3]));
+
+      // Rows are taken whole: asking for 2 summaries gets the first batch's 3.
+      const first = await store.transaction((trx) => readLog(store, trx, 0, 2));
+      expect(ports(first.entries)).toEqual([1, 2, 3]);
+      expect(first.summaries).toBe(3);
+      expect(first.entries[0]).toMatchObject({ workload: 'w' });
+      expect(first.entries[0]!.summaries[0]).toEqual([
+        '10.0.0.1',
+        '10.0.0.2',
+        'tcp',
+        1,
+        'tab\there "quoted"',
+        '2026-11-23T10:00:00.000Z',
+        '2026-11-23T10:00:01.000Z',
+        1,
+        2 ** 40,
+        null,
+      ]);
+      const afterFirst = first.entries[0]!.id;
+      const rest = await store.transaction((trx) => readLog(store, trx, afterFirst, 10));
+      expect(ports(rest.entries)).toEqual([4, 5, 6]);
+      expect(await countSummariesAfter(store.db, afterFirst)).toBe(3);
+      expect(await lastLogId(store.db)).toBe(rest.entries[1]!.id);
+
+      // The view shows one row per summary, as the table did.
+      const viewed = await store.db
+        .selectFrom('flow_summaries')
+        .select(['batch_id', 'dport', 'process', 'bytes', 'decision'])
+        .orderBy('dport')
+        .execute();
+      expect(viewed.map((v) => [v.batch_id, Number(v.dport)])).toEqual([
+        ['b1', 1],
+        ['b1', 2],
+        ['b1', 3],
+        ['b2', 4],
+        ['b2', 5],
+        ['b3', 6],
+      ]);
+      expect(viewed[0]).toMatchObject({ process: 'tab\there "quoted"', decision: null });
+      expect(Number(viewed[0]!.bytes)).toBe(2 ** 40);
+      expect(viewed[1]!.decision).toBe('blocked');
+
+      // A row someone wrote by hand that is not a JSON array is skipped, not fatal.
+      await store.db
+        .insertInto('flow_log')
+        .values({ agent_id: 'x', batch_id: 'x', workload: 'w', count: 1, summaries: '{oops' })
+        .execute();
+      const withBad = await store.transaction((trx) => readLog(store, trx, afterFirst, 10));
+      expect(withBad.unreadable).toHaveLength(1);
+      expect(ports(withBad.entries)).toEqual([4, 5, 6]);
+
+      const upTo = rest.entries[0]!.id;
+      expect(await deleteLogUpTo(store.db, upTo, 1)).toBe(1);
+      expect(await deleteLogUpTo(store.db, upTo, 1)).toBe(1);
+      expect(await deleteLogUpTo(store.db, upTo, 1)).toBe(0);
+      const left = await store.transaction((trx) => readLog(store, trx, 0, 10));
+      expect(ports(left.entries)).toEqual([6]);
+    },
+  );
+
+  it.skipIf(skip)('splits a large import into log rows of a bounded size', async () => {
+    const rows = Array.from({ length: LOG_ROW_SUMMARIES * 2 + 1 }, (_, i) => ({
+      agent_id: 'import',
+      batch_id: 'big',
+      workload: '',
       src: '10.0.0.1',
       dst: '10.0.0.2',
-      proto: 'tcp',
-      dport: i,
-      process: null,
+      proto: 'udp',
+      dport: 1 + (i % 60_000),
       first_seen: '2026-11-23T10:00:00.000Z',
       last_seen: '2026-11-23T10:00:01.000Z',
       connections: 1,
-      bytes: 2 ** 40,
-      decision: null,
-    });
+      bytes: 10,
+    }));
     await appendFlowBatch(
       store,
-      { agent_id: 'a', batch_id: 'b', received_at: '2026-11-23T10:00:02.000Z', summaries: 5 },
-      [1, 2, 3, 4, 5].map(row),
+      {
+        agent_id: 'import',
+        batch_id: 'big',
+        received_at: '2026-11-23T10:00:02.000Z',
+        summaries: rows.length,
+      },
+      rows,
     );
-    const first = await store.transaction((trx) => readSummaries(store, trx, 0, 3));
-    expect(first.map((s) => s.dport)).toEqual([1, 2, 3]);
-    expect(first[0]).toMatchObject({
-      bytes: 2 ** 40,
-      process: null,
-      decision: null,
-      workload: 'w',
-    });
-    const rest = await store.transaction((trx) => readSummaries(store, trx, first[2]!.id, 10));
-    expect(rest.map((s) => s.dport)).toEqual([4, 5]);
-    expect(await deleteSummariesUpTo(store.db, first[2]!.id, 2)).toBe(2);
-    expect(await deleteSummariesUpTo(store.db, first[2]!.id, 2)).toBe(1);
-    expect(await deleteSummariesUpTo(store.db, first[2]!.id, 2)).toBe(0);
-    const left = await store.transaction((trx) => readSummaries(store, trx, 0, 10));
-    expect(left.map((s) => s.dport)).toEqual([4, 5]);
+    const logged = await store.db.selectFrom('flow_log').select('count').orderBy('id').execute();
+    expect(logged.map((r) => Number(r.count))).toEqual([LOG_ROW_SUMMARIES, LOG_ROW_SUMMARIES, 1]);
+    expect(await countSummariesAfter(store.db, 0)).toBe(rows.length);
   });
 });

@@ -12,7 +12,7 @@ import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fas
 import pg from 'pg';
 import { buildServer } from '../../src/server/app.js';
 import { ensureOwnerKey } from '../../src/server/bootstrap.js';
-import { openStore, type Store } from '../../src/store/store.js';
+import { openStore, type Store, type StoreOptions } from '../../src/store/store.js';
 
 export const POSTGRES_URL =
   process.env.DATABASE_URL_TEST ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -47,30 +47,33 @@ export interface TestStore {
 
 let counter = 0;
 
-export async function testStore(kind: StoreKind): Promise<TestStore> {
+/** Where a fresh, empty store of `kind` lives (nothing opened or migrated yet). */
+export async function freshStoreOptions(
+  kind: StoreKind,
+): Promise<{ options: StoreOptions; cleanup: () => Promise<void> }> {
   if (kind === 'sqlite') {
     const dir = await mkdtemp(join(tmpdir(), 'bulkhead-store-'));
-    const store = await openStore({ dataDir: dir });
-    return {
-      store,
-      reopen: () => openStore({ dataDir: dir }),
-      cleanup: async () => {
-        await store.close().catch(() => undefined);
-        await rm(dir, { recursive: true, force: true });
-      },
-    };
+    return { options: { dataDir: dir }, cleanup: () => rm(dir, { recursive: true, force: true }) };
   }
   const database = `bh_test_${process.pid}_${Date.now().toString(36)}_${counter++}`;
   await adminQuery(`create database "${database}"`);
   const url = new URL(POSTGRES_URL);
   url.pathname = `/${database}`;
-  const store = await openStore({ databaseUrl: url.toString() });
+  return {
+    options: { databaseUrl: url.toString() },
+    cleanup: () => adminQuery(`drop database if exists "${database}" with (force)`),
+  };
+}
+
+export async function testStore(kind: StoreKind): Promise<TestStore> {
+  const fresh = await freshStoreOptions(kind);
+  const store = await openStore(fresh.options);
   return {
     store,
-    reopen: () => openStore({ databaseUrl: url.toString() }),
+    reopen: () => openStore(fresh.options),
     cleanup: async () => {
       await store.close().catch(() => undefined);
-      await adminQuery(`drop database if exists "${database}" with (force)`);
+      await fresh.cleanup();
     },
   };
 }

@@ -95,6 +95,20 @@ export async function loadEstate(db: Db): Promise<Estate> {
   return buildEstate(workloads, active.version, activeResolved, draftResolved, problems);
 }
 
+/** Who owns an address (in canonical text): the first workload that lists it. */
+export function addressOwners(
+  workloads: readonly Workload[],
+): (address: string) => Workload | undefined {
+  const owners = new Map<string, Workload>();
+  for (const w of workloads) {
+    for (const a of w.addresses) {
+      const canonical = edgeAddress(a);
+      if (!owners.has(canonical)) owners.set(canonical, w);
+    }
+  }
+  return (address) => owners.get(address);
+}
+
 /** The estate from already resolved policies (null: that policy could not be resolved). */
 export function buildEstate(
   workloads: readonly Workload[],
@@ -104,13 +118,7 @@ export function buildEstate(
   problems: readonly string[] = [],
 ): Estate {
   const byName = new Map(workloads.map((w) => [w.name, w]));
-  const owners = new Map<string, Workload>();
-  for (const w of workloads) {
-    for (const a of w.addresses) {
-      const canonical = edgeAddress(a);
-      if (!owners.has(canonical)) owners.set(canonical, w);
-    }
-  }
+  const ownerOf = addressOwners(workloads);
   const grouper = new AddressGrouper([...ipLists(active), ...ipLists(draft)]);
 
   const endpoint = (
@@ -161,7 +169,7 @@ export function buildEstate(
     byName,
     activeVersion,
     problems,
-    ownerOf: (address) => owners.get(address),
+    ownerOf,
     groupOf: (address) => grouper.groupOf(address),
     verdicts(key, observed) {
       const a = verdictUnder(active, 'active policy', key, observed) ?? unresolved('active policy');

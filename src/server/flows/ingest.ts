@@ -124,6 +124,33 @@ export class EdgeIdCache {
   }
 }
 
+/**
+ * A batch's traffic summed and packed, ready to write: what a chunk of the log comes to.
+ * Plain arrays and typed arrays only, so it crosses to and from a worker thread cheaply.
+ */
+export interface SummedTraffic {
+  /** Each edge's key text, by slot. */
+  readonly keys: readonly string[];
+  readonly edges: readonly Pending[];
+  /** Per resolution, SUM_FIELDS numbers per (bucket, edge) sum, in SUM_FIELDS order. */
+  readonly sums: Readonly<Record<Resolution, Float64Array>>;
+  /** Minute sums only: the store sums hours and days itself (sumsCoarserBuckets). */
+  readonly minutesOnly: boolean;
+  readonly keepFrom: Readonly<Record<Resolution, number>>;
+}
+
+/** A packed sum's fields, in order. */
+const SUM_FIELDS = [
+  'bucket',
+  'slot',
+  'connections',
+  'blocked',
+  'bytes',
+  'firstSeen',
+  'lastSeen',
+] as const;
+const SUM_WIDTH = SUM_FIELDS.length;
+
 /** At most this many edges per batch (far more than any chunk of the log names). */
 const SLOTS = 2 ** 24;
 
@@ -183,50 +210,93 @@ export class TrafficBatch {
     this.count++;
   }
 
-  /**
-   * Writes the batch inside `trx`: new edges (decided under `estate`) and the buckets.
-   * Returns the ids of edges it inserted or looked up, for the caller to cache once committed.
-   */
-  async write(
+  /** The batch summed and packed (see SummedTraffic). */
+  summed(): SummedTraffic {
+    const pack = (r: Resolution): Float64Array => {
+      const out = new Float64Array(this.sums[r].size * SUM_WIDTH);
+      let i = 0;
+      for (const s of this.sums[r].values()) {
+        out[i] = s.bucket;
+        out[i + 1] = s.slot;
+        out[i + 2] = s.connections;
+        out[i + 3] = s.blocked;
+        out[i + 4] = s.bytes;
+        out[i + 5] = s.firstSeen;
+        out[i + 6] = s.lastSeen;
+        i += SUM_WIDTH;
+      }
+      return out;
+    };
+    return {
+      keys: this.keys,
+      edges: this.edges,
+      sums: { minute: pack('minute'), hour: pack('hour'), day: pack('day') },
+      minutesOnly: this.minutesOnly,
+      keepFrom: this.keepFrom,
+    };
+  }
+
+  /** Writes the batch inside `trx` (see writeTraffic). */
+  write(
     store: Store,
     trx: Transaction<Database>,
     estate: Estate,
     revision: number,
     known: EdgeIdCache,
   ): Promise<Map<string, number>> {
-    const ids: number[] = new Array<number>(this.keys.length);
-    const fresh: NewEdgeRow[] = [];
-    this.keys.forEach((keyText, slot) => {
-      const id = known.get(keyText);
-      if (id !== undefined) ids[slot] = id;
-      else fresh.push(newEdgeRow(keyText, this.edges[slot]!, estate, revision));
-    });
-    const found = await upsertEdges(store, trx, fresh);
-    for (const [k, v] of found) ids[this.slots.get(k)!] = v;
-    if (this.minutesOnly) {
-      await addTrafficFromMinutes(trx, this.keepFrom, this.deltas('minute', ids));
-      return found;
+    return writeTraffic(store, trx, this.summed(), estate, revision, known);
+  }
+}
+
+/**
+ * Writes summed traffic inside `trx`: new edges (decided under `estate`) and the buckets.
+ * Returns the ids of edges it inserted or looked up, for the caller to cache once committed.
+ */
+export async function writeTraffic(
+  store: Store,
+  trx: Transaction<Database>,
+  traffic: SummedTraffic,
+  estate: Estate,
+  revision: number,
+  known: EdgeIdCache,
+): Promise<Map<string, number>> {
+  const { keys, edges } = traffic;
+  const ids: number[] = new Array<number>(keys.length);
+  const fresh: NewEdgeRow[] = [];
+  const freshSlots = new Map<string, number>();
+  keys.forEach((keyText, slot) => {
+    const id = known.get(keyText);
+    if (id !== undefined) ids[slot] = id;
+    else {
+      fresh.push(newEdgeRow(keyText, edges[slot]!, estate, revision));
+      freshSlots.set(keyText, slot);
     }
-    for (const r of RESOLUTIONS) await addTraffic(store, trx, r, this.deltas(r, ids));
+  });
+  const found = await upsertEdges(store, trx, fresh);
+  for (const [k, v] of found) ids[freshSlots.get(k)!] = v;
+  if (traffic.minutesOnly) {
+    await addTrafficFromMinutes(trx, traffic.keepFrom, deltas(traffic.sums.minute, ids));
     return found;
   }
+  for (const r of RESOLUTIONS) await addTraffic(store, trx, r, deltas(traffic.sums[r], ids));
+  return found;
+}
 
-  /** One resolution's sums as deltas for the store, with the edges' ids. */
-  private deltas(r: Resolution, ids: readonly number[]): BucketDelta[] {
-    const deltas: BucketDelta[] = [];
-    for (const s of this.sums[r].values()) {
-      deltas.push({
-        bucket: s.bucket,
-        edgeId: ids[s.slot]!,
-        connections: s.connections,
-        blocked: s.blocked,
-        bytes: s.bytes,
-        firstSeen: s.firstSeen,
-        lastSeen: s.lastSeen,
-      });
-    }
-    return deltas;
+/** One resolution's packed sums as deltas for the store, with the edges' ids. */
+function deltas(sums: Float64Array, ids: readonly number[]): BucketDelta[] {
+  const out: BucketDelta[] = new Array<BucketDelta>(sums.length / SUM_WIDTH);
+  for (let i = 0, j = 0; i < sums.length; i += SUM_WIDTH, j++) {
+    out[j] = {
+      bucket: sums[i]!,
+      edgeId: ids[sums[i + 1]!]!,
+      connections: sums[i + 2]!,
+      blocked: sums[i + 3]!,
+      bytes: sums[i + 4]!,
+      firstSeen: sums[i + 5]!,
+      lastSeen: sums[i + 6]!,
+    };
   }
+  return out;
 }
 
 export function newEdgeRow(

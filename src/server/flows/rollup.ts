@@ -5,7 +5,8 @@
  * done once per distinct conversation or minute and looked up after that.
  */
 import { attributeSummary, edgeKeyText, type OwnerOf } from '../../analysis/flows/edge-key.js';
-import type { SummaryTuple } from '../../store/flow-store.js';
+import type { LogEntry } from '../../store/flow-store.js';
+import type { LoggedSummary } from '../../store/flows.js';
 import type { Pending, TrafficBatch } from './ingest.js';
 
 /** Where a summary's traffic counts: its edge's key text and the edge as first seen. */
@@ -29,14 +30,15 @@ export class Attributor {
     private readonly max = 200_000,
   ) {}
 
-  attribute(t: SummaryTuple): Attributed | null {
-    const [, workload, src, dst, proto, dport, process, , , , , decision] = t;
+  /** `t` as `workload`'s agent reported it ('' for an import). */
+  attribute(workload: string, t: LoggedSummary): Attributed | null {
+    const [src, dst, proto, dport, process, , , , , decision] = t;
     // Only `blocked` changes the answer among decisions; the process goes last, so that
     // whatever it holds cannot make two summaries' keys equal.
     const id = `${decision === 'blocked' ? 'b' : '-'}${proto}${SEP}${dport ?? ''}${SEP}${workload}${SEP}${src}${SEP}${dst}${SEP}${process === null ? '' : `=${process}`}`;
     const known = this.memo.get(id);
     if (known !== undefined) return known;
-    const attributed = this.compute(t);
+    const attributed = this.compute(workload, t);
     const ambiguous = [proto, workload, src, dst].some((f) => f.includes(SEP));
     if (!ambiguous) {
       if (this.memo.size >= this.max) this.memo.clear();
@@ -45,8 +47,8 @@ export class Attributor {
     return attributed;
   }
 
-  private compute(t: SummaryTuple): Attributed | null {
-    const [, workload, src, dst, proto, dport, process, , , , , decision] = t;
+  private compute(workload: string, t: LoggedSummary): Attributed | null {
+    const [src, dst, proto, dport, process, , , , , decision] = t;
     const a = attributeSummary(
       { workload, src, dst, proto, dport, process, decision },
       this.ownerOf,
@@ -109,24 +111,26 @@ function digits(text: string, from: number, count: number): number {
   return n;
 }
 
-/** Adds every kept summary of a chunk to `batch`. */
+/** Adds every kept summary of a chunk of the log to `batch`. */
 export function addSummaries(
   batch: TrafficBatch,
-  summaries: readonly SummaryTuple[],
+  entries: readonly LogEntry[],
   attributor: Attributor,
 ): void {
   // One clock per column: first and last seen each stay in their minute for long runs.
   const first = new LogClock();
   const last = new LogClock();
-  for (const t of summaries) {
-    const a = attributor.attribute(t);
-    if (!a) continue;
-    batch.addTo(a.keyText, a.edge, {
-      firstSeen: first.millis(t[7]),
-      lastSeen: last.millis(t[8]),
-      connections: t[9],
-      blocked: t[11] === 'blocked' ? t[9] : 0,
-      bytes: t[10],
-    });
+  for (const { workload, summaries } of entries) {
+    for (const t of summaries) {
+      const a = attributor.attribute(workload, t);
+      if (!a) continue;
+      batch.addTo(a.keyText, a.edge, {
+        firstSeen: first.millis(t[5]),
+        lastSeen: last.millis(t[6]),
+        connections: t[7],
+        blocked: t[9] === 'blocked' ? t[7] : 0,
+        bytes: t[8],
+      });
+    }
   }
 }

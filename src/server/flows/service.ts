@@ -6,7 +6,6 @@
  * The loop never blocks ingest (agents only append to the log) and never crashes the server:
  * a failure is logged, kept for `status()`, and retried after a pause.
  */
-import type { Transaction } from 'kysely';
 import { edgeAddress } from '../../analysis/flows/edge-key.js';
 import { edgeFilter, narrows, verdictOf } from '../../analysis/flows/filter.js';
 import { flowRow, pageRows, compareRows } from '../../analysis/flows/explore.js';
@@ -50,32 +49,35 @@ import {
   countSummariesAfter,
   DECISION_REVISION,
   deleteBucketsBefore,
-  deleteSummariesUpTo,
+  deleteLogUpTo,
   FLOW_STORE_EPOCH,
-  lastSummaryId,
+  lastLogId,
   lockFlowWriters,
   readCounter,
   readCounters,
   readStaleEdges,
-  readSummaryTuples,
-  readSummaryTuplesAlone,
   sumsCoarserBuckets,
   ROLLUP_CURSOR,
   updateVerdicts,
   windowTraffic,
   writeCounter,
-  type SummaryTuple,
   type TrafficSum,
   type VerdictUpdate,
 } from '../../store/flow-store.js';
-import type { Database } from '../../store/schema.js';
-import type { Store } from '../../store/store.js';
+import type { Store, StoreOptions } from '../../store/store.js';
 import type { AuditEvent, AuditFeed } from '../audit.js';
 import { errors } from '../errors.js';
 import { EdgeCache, edgeFromRow } from './edges.js';
 import { judgeEdge, loadEstate, type Estate } from './estate.js';
-import { EdgeIdCache, TrafficBatch } from './ingest.js';
-import { addSummaries, Attributor } from './rollup.js';
+import { EdgeIdCache, TrafficBatch, writeTraffic } from './ingest.js';
+import { Attributor } from './rollup.js';
+import {
+  inlineSummarizer,
+  threadSummarizer,
+  type LogChunkSummary,
+  type LogSummarizer,
+  type SummarizeRequest,
+} from './summarizer.js';
 import type { FlowStoreService, ObservedFlowOptions, ObservedTraffic } from './types.js';
 
 /** Where the loop reports what went wrong (a pino logger fits). */
@@ -99,6 +101,11 @@ export interface FlowStoreOptions {
   readonly intervalMs?: number;
   /** How long rolled-up summaries stay in the ingest log, in seconds. */
   readonly summaryGraceSeconds?: number;
+  /**
+   * Sum the log in a worker thread that opens the store with these options (the server's
+   * own; a file or PostgreSQL), so the main thread keeps taking batches meanwhile.
+   */
+  readonly summarizeIn?: StoreOptions;
   readonly now?: () => Date;
 }
 
@@ -123,14 +130,21 @@ export function affectsDecisions(event: Pick<AuditEvent, 'type' | 'before' | 'af
 const DEFAULT_CHUNK = 20_000;
 /**
  * Summaries rolled up per transaction by default: a chunk's buckets are written once however
- * many of its summaries they hold, so larger chunks write fewer rows (and commit less often),
- * while a chunk still takes well under a second.
+ * many of its summaries they hold, so larger chunks write fewer rows (and commit less often).
+ * On SQLite a chunk runs on the server's one connection and on the event loop, so ingest and
+ * questions wait for it: there it stays near a tenth of a second. PostgreSQL writes on a
+ * connection of its own, and the event loop is free while it does.
  */
-const DEFAULT_ROLLUP_CHUNK = 100_000;
+const DEFAULT_ROLLUP_CHUNK: Readonly<Record<'sqlite' | 'postgres', number>> = {
+  sqlite: 20_000,
+  postgres: 100_000,
+};
 const RETENTION_EVERY_MS = 60_000;
 /** How long one round of the loop may work before it lets the event loop breathe. */
 const ROUND_BUDGET_MS = 250;
 const MAX_POINTS = 10_000;
+/** Log rows retention deletes per statement (each holds up to a batch of summaries). */
+const LOG_ROWS_DELETED = 1000;
 
 interface LoadedEstate {
   readonly estate: Estate;
@@ -220,8 +234,16 @@ class FlowStore implements FlowStoreInternals {
   private lastError: string | null = null;
   /** (when, cursor) pairs: summaries up to a cursor may go once it is older than the grace. */
   private checkpoints: { at: number; upTo: number }[] = [];
-  /** The next chunk of the log, read ahead after cursor `after` (see readAhead). */
-  private ahead: { after: number; rows: Promise<SummaryTuple[] | null> } | null = null;
+  /** The next chunk of the log, summed ahead after cursor `after` (see readAhead). */
+  private ahead: {
+    after: number;
+    generation: number;
+    chunk: Promise<LogChunkSummary | null>;
+  } | null = null;
+  /** Sums chunks of the log in this thread. */
+  private readonly inline: LogSummarizer;
+  /** Sums chunks of the log: `inline`, or a worker thread's. */
+  private summarizer: LogSummarizer;
   /** The reset epoch the cached edge ids belong to (-1: not read yet). */
   private epoch = -1;
 
@@ -233,11 +255,18 @@ class FlowStore implements FlowStoreInternals {
     this.log = deps.log ?? consoleLog;
     this.retention = { ...DEFAULT_RETENTION, ...options.retention };
     this.chunk = options.chunk ?? DEFAULT_CHUNK;
-    this.rollUpChunk = options.chunk ?? DEFAULT_ROLLUP_CHUNK;
+    this.rollUpChunk = options.chunk ?? DEFAULT_ROLLUP_CHUNK[deps.store.dialect.name];
     this.intervalMs = options.intervalMs ?? 1000;
     this.graceSeconds = options.summaryGraceSeconds ?? 3600;
     this.now = options.now ?? (() => new Date());
     this.edges = new EdgeCache(() => this.store.db);
+    this.inline = inlineSummarizer(this.store, async (generation) => {
+      const loaded = await this.estate();
+      // The estate moved on since the request was made: the caller discards this chunk.
+      if (loaded.generation !== generation) this.log.warn({ generation }, 'stale estate');
+      return loaded.attributor;
+    });
+    this.summarizer = options.summarizeIn ? threadSummarizer(options.summarizeIn) : this.inline;
     deps.audit.on('event', this.onAudit);
   }
 
@@ -255,6 +284,7 @@ class FlowStore implements FlowStoreInternals {
     this.timer = null;
     this.deps.audit.off('event', this.onAudit);
     await this.queue.catch(() => undefined);
+    await this.summarizer.close();
   }
 
   policyChanged(): void {
@@ -266,7 +296,7 @@ class FlowStore implements FlowStoreInternals {
 
   catchUp(): Promise<void> {
     return this.exclusive(async () => {
-      while ((await this.rollUpOnce()) > 0);
+      while ((await this.rollUpOnce()) !== null);
       while (!(await this.redecideOnce()));
     });
   }
@@ -301,7 +331,10 @@ class FlowStore implements FlowStoreInternals {
     let more = false;
     for (;;) {
       const n = await this.rollUpOnce();
-      if (n < this.rollUpChunk) break;
+      if (n === null || n < this.rollUpChunk) break;
+      // A chunk's work settles in promise callbacks only: without a turn of the event loop
+      // here, requests that arrived meanwhile would wait for the whole round.
+      await new Promise((resolve) => setImmediate(resolve));
       if (Date.now() - started > ROUND_BUDGET_MS) {
         more = true;
         break;
@@ -341,56 +374,84 @@ class FlowStore implements FlowStoreInternals {
 
   // ---------------------------------------------------------------- roll-up
 
-  /** Rolls up one chunk of the ingest log; returns how many summaries it read. */
-  private async rollUpOnce(): Promise<number> {
+  /**
+   * Rolls up one chunk of the ingest log; returns how many summaries it read (0 when another
+   * writer moved the cursor meanwhile, so the chunk was not the next one), null at the end.
+   */
+  private async rollUpOnce(): Promise<number | null> {
     // Edges rolled up from here on are decided under the newest revision: the pass then has
     // only the edges stored before to re-decide, not also the ones this roll-up adds.
     await this.beginPassIfDue();
-    const { estate, attributor, revision } = await this.estate();
-    let read = 0;
-    let upTo = 0;
+    const { estate, revision, generation } = await this.estate();
+    const cursor = await readCounter(this.store.db, ROLLUP_CURSOR);
+    const chunk = await this.summarizeAfter(cursor, generation);
+    if (chunk.rows === 0) return null;
+    if (chunk.unreadable.length > 0)
+      this.log.warn(
+        { rows: chunk.unreadable },
+        'ingest log rows that are not a JSON array of summaries were skipped',
+      );
+    // Summing the next chunk overlaps writing this one.
+    if (chunk.summaries >= this.rollUpChunk) this.readAhead(chunk.upTo, generation);
     const found = await this.store.transaction(async (trx) => {
       await lockFlowWriters(this.store, trx);
       const counters = await readCounters(trx, [ROLLUP_CURSOR, FLOW_STORE_EPOCH]);
       this.sameEpoch(counters[FLOW_STORE_EPOCH]);
-      const cursor = counters[ROLLUP_CURSOR];
-      const summaries = await this.readChunk(trx, cursor);
-      read = summaries.length;
-      if (read === 0) return null;
-      upTo = summaries[summaries.length - 1]![0];
-      if (read === this.rollUpChunk) this.readAhead(upTo);
-      const batch = new TrafficBatch(this.keepFrom(), sumsCoarserBuckets(this.store));
-      addSummaries(batch, summaries, attributor);
-      const ids = await batch.write(this.store, trx, estate, revision, this.ids);
-      await writeCounter(trx, ROLLUP_CURSOR, upTo);
+      // A reset (or another replica's roll-up) moved the cursor after the chunk was read.
+      if (counters[ROLLUP_CURSOR] !== chunk.after) return null;
+      const ids = await writeTraffic(this.store, trx, chunk.traffic, estate, revision, this.ids);
+      await writeCounter(trx, ROLLUP_CURSOR, chunk.upTo);
       return ids;
     });
-    if (found) {
-      this.ids.addAll(found);
-      this.checkpoint(upTo);
+    if (!found) {
+      this.ahead = null;
+      return 0;
     }
-    return read;
+    this.ids.addAll(found);
+    this.checkpoint(chunk.upTo);
+    return chunk.summaries;
   }
 
-  /** The chunk of the log after `cursor`: the one read ahead if it starts there, else read now. */
-  private async readChunk(trx: Transaction<Database>, cursor: number): Promise<SummaryTuple[]> {
+  private summarizeRequest(after: number, generation: number): SummarizeRequest {
+    return {
+      after,
+      limit: this.rollUpChunk,
+      generation,
+      keepFrom: this.keepFrom(),
+      minutesOnly: sumsCoarserBuckets(this.store),
+    };
+  }
+
+  /** The chunk of the log after `cursor`, summed: the one read ahead if it fits, else now. */
+  private async summarizeAfter(cursor: number, generation: number): Promise<LogChunkSummary> {
     const ahead = this.ahead;
     this.ahead = null;
-    // Read ahead from another cursor (a reset, another replica's roll-up): not this chunk.
-    const rows = ahead?.after === cursor ? await ahead.rows : null;
-    return rows ?? readSummaryTuples(this.store, trx, cursor, this.rollUpChunk);
+    const early =
+      ahead?.after === cursor && ahead.generation === generation ? await ahead.chunk : null;
+    if (early) return early;
+    try {
+      return await this.summarizer.summarize(this.summarizeRequest(cursor, generation));
+    } catch (e) {
+      if (this.summarizer === this.inline) throw e;
+      // The worker thread is gone: the roll-up carries on in this thread.
+      this.log.error({ err: e }, 'summing the flow log in a worker failed; summing it here');
+      void this.summarizer.close().catch(() => undefined);
+      this.summarizer = this.inline;
+      return this.summarizer.summarize(this.summarizeRequest(cursor, generation));
+    }
   }
 
   /**
-   * On PostgreSQL, starts reading the chunk after `after` on another connection, while this
-   * chunk is written: the client parses rows while the server writes buckets. (SQLite reads
-   * in-process, so there is nothing to overlap.) A failed read just means reading it again.
+   * Starts summing the chunk after `after` while this one is written, when that can run
+   * alongside: in the worker thread, or on PostgreSQL (another connection reads). A failed
+   * read just means reading it again.
    */
-  private readAhead(after: number): void {
-    if (this.store.dialect.name !== 'postgres') return;
+  private readAhead(after: number, generation: number): void {
+    if (this.summarizer === this.inline && this.store.dialect.name !== 'postgres') return;
     this.ahead = {
       after,
-      rows: readSummaryTuplesAlone(this.store, after, this.rollUpChunk).catch(() => null),
+      generation,
+      chunk: this.summarizer.summarize(this.summarizeRequest(after, generation)).catch(() => null),
     };
   }
 
@@ -420,7 +481,7 @@ class FlowStore implements FlowStoreInternals {
         const counters = await readCounters(trx, [ROLLUP_CURSOR, FLOW_STORE_EPOCH]);
         await clearFlowTables(this.store, trx);
         // Past the end of the log: what agents reported before the reset is never counted.
-        const end = Math.max(counters[ROLLUP_CURSOR], await lastSummaryId(trx));
+        const end = Math.max(counters[ROLLUP_CURSOR], await lastLogId(trx));
         await writeCounter(trx, ROLLUP_CURSOR, end);
         await writeCounter(trx, FLOW_STORE_EPOCH, counters[FLOW_STORE_EPOCH] + 1);
         return { upTo: end, epoch: counters[FLOW_STORE_EPOCH] + 1 };
@@ -555,7 +616,7 @@ class FlowStore implements FlowStoreInternals {
     while (this.checkpoints.length > 0 && this.checkpoints[0]!.at <= cutoff)
       upTo = this.checkpoints.shift()!.upTo;
     if (upTo > 0) {
-      while ((await deleteSummariesUpTo(this.store.db, upTo, 50_000)) > 0);
+      while ((await deleteLogUpTo(this.store.db, upTo, LOG_ROWS_DELETED)) > 0);
     }
   }
 

@@ -25,7 +25,7 @@ export function postgresDialect(options: PostgresOptions): StoreDialect {
   return {
     name: 'postgres',
     location: `${options.url.replace(/\/\/[^@/]*@/, '//***@')}${schema ? ` (schema ${schema})` : ''}`,
-    migration: { autoIdType: 'bigserial', autoIncrement: (c) => c },
+    migration: { dialect: 'postgres', autoIdType: 'bigserial', autoIncrement: (c) => c },
     migrationSchema: schema ?? 'public',
     open(): Kysely<Database> {
       pool = new pg.Pool({

@@ -11,7 +11,11 @@ export function sqliteDialect(file: string): StoreDialect {
   return {
     name: 'sqlite',
     location: file,
-    migration: { autoIdType: 'integer', autoIncrement: (c) => c.autoIncrement() },
+    migration: {
+      dialect: 'sqlite',
+      autoIdType: 'integer',
+      autoIncrement: (c) => c.autoIncrement(),
+    },
     open(): Kysely<Database> {
       if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
       const db = new SQLite(file);

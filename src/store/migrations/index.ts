@@ -7,6 +7,7 @@ import * as initial from './001-initial.js';
 import * as flowLog from './002-flow-log.js';
 import * as flowStore from './003-flow-store.js';
 import * as blockedAttempts from './004-blocked-attempts.js';
+import * as batchLog from './005-batch-log.js';
 import type { MigrationContext } from './context.js';
 
 type MigrationModule = { up(db: Kysely<unknown>, ctx: MigrationContext): Promise<void> };
@@ -16,6 +17,7 @@ const MIGRATIONS: Record<string, MigrationModule> = {
   '002-flow-log': flowLog,
   '003-flow-store': flowStore,
   '004-blocked-attempts': blockedAttempts,
+  '005-batch-log': batchLog,
 };
 
 export function migrationProvider(ctx: MigrationContext): MigrationProvider {

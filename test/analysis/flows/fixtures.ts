@@ -52,5 +52,8 @@ export function traffic(
   firstSeen = '2026-11-23T10:00:00.000Z',
   lastSeen = '2026-11-23T11:00:00.000Z',
 ): EdgeWithTraffic {
-  return { edge: e, traffic: { edgeId: e.id, connections, blocked: 0, bytes, firstSeen, lastSeen } };
+  return {
+    edge: e,
+    traffic: { edgeId: e.id, connections, blocked: 0, bytes, firstSeen, lastSeen },
+  };
 }
