@@ -71,8 +71,21 @@ export const DEFAULT_FLOWS_OPTIONS: Omit<FlowsBenchOptions, 'stores' | 'postgres
 export const TARGET_SUMMARIES_PER_SECOND = 100_000;
 export const TARGET_P95_MS = 1000;
 
+/**
+ * When the summaries happened: `live`, within the last 10 minutes, as agents report traffic
+ * as it flows (many summaries share a minute bucket); `backfill`, spread over a whole day, as
+ * an import of history (almost every summary a minute bucket of its own: the most writing
+ * per summary the roll-up can meet).
+ */
+export type IngestShape = 'live' | 'backfill';
+const SHAPE_SPAN_MS: Readonly<Record<IngestShape, number>> = {
+  live: 10 * 60_000,
+  backfill: 86_400_000,
+};
+
 export interface IngestResult {
   readonly store: StoreKind;
+  readonly shape: IngestShape;
   readonly summaries: number;
   /** Summaries kept as traffic (a source-side copy of a conversation the destination reports is dropped). */
   readonly edges: number;
@@ -309,7 +322,12 @@ async function dirBytes(dir: string): Promise<number> {
   return total;
 }
 
-async function openBenchStore(kind: StoreKind, options: FlowsBenchOptions, tag: string) {
+async function openBenchStore(
+  kind: StoreKind,
+  options: FlowsBenchOptions,
+  tag: string,
+  { summarizeInWorker = false } = {},
+) {
   const dir = await mkdtemp(join(tmpdir(), 'bulkhead-bench-flows-'));
   const schema = `bh_bench_flows_${process.pid}_${tag}`;
   const storeOptions: StoreOptions =
@@ -317,8 +335,12 @@ async function openBenchStore(kind: StoreKind, options: FlowsBenchOptions, tag: 
   const store = await openStore(storeOptions);
   const flows = createFlowStore(
     { store, audit: new AuditFeed() },
-    // Long retention: the generated history must all stay.
-    { retention: { minute: 400 * 86400, hour: 400 * 86400, day: 800 * 86400 } },
+    {
+      // Long retention: the generated history must all stay.
+      retention: { minute: 400 * 86400, hour: 400 * 86400, day: 800 * 86400 },
+      // As the server sums the log: in a worker thread.
+      ...(summarizeInWorker ? { summarizeIn: storeOptions } : {}),
+    },
   );
   const opened: OpenedStore = {
     store,
@@ -361,11 +383,12 @@ function summaryBatch(
   b: number,
   total: number,
   startMs: number,
+  spanMs: number,
 ): NewFlowSummary[] {
   const rows: NewFlowSummary[] = [];
   for (let i = b * BATCH; i < Math.min(total, (b + 1) * BATCH); i++) {
     const c = convs[(i * 2_654_435_761) % convs.length]!;
-    const t = new Date(startMs + Math.floor((i / total) * 86_400_000)).toISOString();
+    const t = new Date(startMs + Math.floor((i / total) * spanMs)).toISOString();
     // The destination's agent reports traffic it serves; the source's, traffic to the internet.
     const reporter = typeof c.dst === 'string' ? (c.src as BenchWorkload) : c.dst;
     rows.push({
@@ -389,20 +412,24 @@ function summaryBatch(
 
 async function runIngest(
   kind: StoreKind,
+  shape: IngestShape,
   options: FlowsBenchOptions,
   log: (line: string) => void,
 ): Promise<IngestResult> {
-  const s = await openBenchStore(kind, options, 'ingest');
+  const s = await openBenchStore(kind, options, `ingest_${shape}`, { summarizeInWorker: true });
   try {
     const workloads = benchWorkloads(options.workloads);
     await seedEstate(s.store, workloads);
     const convs = conversations(workloads, options.edges);
-    const startMs = Date.now() - 86_400_000;
+    const spanMs = SHAPE_SPAN_MS[shape];
+    const startMs = Date.now() - spanMs;
     const batches = Math.ceil(options.summaries / BATCH);
-    log(`${kind}: appending ${options.summaries} summaries to the ingest log (the baseline)`);
+    log(
+      `${kind}, ${shape}: appending ${options.summaries} summaries to the ingest log (the baseline)`,
+    );
     let t0 = performance.now();
     for (let b = 0; b < batches; b++) {
-      const rows = summaryBatch(convs, b, options.summaries, startMs);
+      const rows = summaryBatch(convs, b, options.summaries, startMs, spanMs);
       await appendFlowBatch(
         s.store,
         {
@@ -415,7 +442,7 @@ async function runIngest(
       );
     }
     const baselineSeconds = (performance.now() - t0) / 1000;
-    log(`${kind}: rolling them up (edges, minute/hour/day buckets, decisions)`);
+    log(`${kind}, ${shape}: rolling them up (edges, minute/hour/day buckets, decisions)`);
     t0 = performance.now();
     await s.flows.catchUp();
     const rollupSeconds = (performance.now() - t0) / 1000;
@@ -424,6 +451,7 @@ async function runIngest(
       throw new Error(`${kind}: ${status.pendingSummaries} summaries left after catch-up`);
     const result: IngestResult = {
       store: kind,
+      shape,
       summaries: options.summaries,
       edges: status.edges,
       baselineSeconds,
@@ -432,7 +460,7 @@ async function runIngest(
       rollupPerSecond: options.summaries / rollupSeconds,
     };
     log(
-      `${kind}: roll-up ${Math.round(result.rollupPerSecond)} summaries/s (log append ${Math.round(result.baselinePerSecond)}/s), ${status.edges} edges`,
+      `${kind}, ${shape}: roll-up ${Math.round(result.rollupPerSecond)} summaries/s (log append ${Math.round(result.baselinePerSecond)}/s), ${status.edges} edges`,
     );
     return result;
   } finally {
@@ -650,7 +678,9 @@ export async function runFlowsBench(
   const ingest: IngestResult[] = [];
   const queries: QueryResult[] = [];
   for (const kind of stores) {
-    if (options.summaries > 0) ingest.push(await runIngest(kind, options, log));
+    if (options.summaries > 0)
+      for (const shape of ['live', 'backfill'] as const)
+        ingest.push(await runIngest(kind, shape, options, log));
     if (options.rows > 0) queries.push(await runQueries(kind, options, log));
   }
   return { options, ingest, queries };
@@ -682,9 +712,19 @@ export function flowsReport(result: FlowsBenchResult): string {
     );
     out.push(
       table([
-        ['store', 'summaries', 'edges', 'roll-up/s', 'log append/s', 'roll-up/append', 'target'],
+        [
+          'store',
+          'traffic',
+          'summaries',
+          'edges',
+          'roll-up/s',
+          'log append/s',
+          'roll-up/append',
+          'target',
+        ],
         ...result.ingest.map((r) => [
           r.store,
+          r.shape === 'live' ? 'live (last 10 min)' : 'backfill (a day)',
           fmtCount(r.summaries),
           fmtCount(r.edges),
           String(Math.round(r.rollupPerSecond)),
