@@ -11,7 +11,6 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import type { ZodType } from 'zod';
-import { plainIssues } from '../policy-as-code/schema.js';
 import type { Store } from '../store/store.js';
 import { AuditFeed } from './audit.js';
 import {
@@ -23,10 +22,12 @@ import {
 } from './auth.js';
 import type { ServerContext } from './context.js';
 import { CompileCache, PolicyHub } from './distribution.js';
+import { inlineBatchReader, threadBatchReader } from './flow-batches.js';
 import { createFlowStore, type FlowStoreOptions } from './flows/service.js';
 import { ApiError, errors } from './errors.js';
 import { registerRoutes } from './routes/index.js';
 import { registerUi } from './ui.js';
+import { issueDetails } from './validation.js';
 import { VERSION } from '../version.js';
 
 declare module 'fastify' {
@@ -49,16 +50,12 @@ export interface BuildOptions {
   readonly https?: { readonly cert: Buffer; readonly key: Buffer };
   /** The flow store's retention and pacing (defaults: minute 1d, hour 90d, day 400d). */
   readonly flows?: FlowStoreOptions;
+  /** Read agents' flow batches in a worker thread (the server does; tests read inline). */
+  readonly readFlowBatchesInThread?: boolean;
 }
 
 export const API_PREFIX = '/api/v1';
 export const DEFAULT_BODY_LIMIT = 8 * 1024 * 1024;
-
-function formatPath(part: string, path: readonly PropertyKey[]): string {
-  let out = part;
-  for (const p of path) out += typeof p === 'number' ? `[${p}]` : `.${String(p)}`;
-  return out;
-}
 
 export async function buildServer(options: BuildOptions): Promise<FastifyInstance> {
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
@@ -81,11 +78,17 @@ export async function buildServer(options: BuildOptions): Promise<FastifyInstanc
     credentials: new CredentialCache(),
     compileCache: new CompileCache(),
     flows: createFlowStore({ store: options.store, audit, log: server.log }, options.flows),
+    flowBatches: options.readFlowBatchesInThread
+      ? threadBatchReader((err) =>
+          server.log.error({ err }, 'reading flow batches in a worker failed; reading them here'),
+        )
+      : inlineBatchReader(),
   };
   app.decorate('bulkhead', ctx);
   // The flow store's loop (started by `serve`) must stop before the store closes.
   app.addHook('onClose', async () => {
     await ctx.flows.stop();
+    await ctx.flowBatches.close();
   });
   app.decorateRequest('principal', null);
 
@@ -95,12 +98,7 @@ export async function buildServer(options: BuildOptions): Promise<FastifyInstanc
     if (result.success) return { value: result.data };
     const part = httpPart === 'querystring' ? 'query' : (httpPart ?? 'body');
     return {
-      error: errors.validation(
-        plainIssues(result.error.issues).map((i) => ({
-          path: formatPath(part, i.path),
-          message: i.message,
-        })),
-      ),
+      error: errors.validation(issueDetails(result.error.issues, part)),
     };
   });
   app.setSerializerCompiler(serializerCompiler);

@@ -165,3 +165,10 @@ export function requirePermission(p: Principal | null, permission: Permission): 
   if (!p) throw errors.unauthenticated();
   if (!allows(p, permission)) throw errors.forbidden(PERMISSION_WORDS[permission]);
 }
+
+/** The calling agent (the route's `agent:self` permission has already made sure it is one). */
+export function callingAgent(request: FastifyRequest): { agentId: string; workload: string } {
+  const p = request.principal;
+  if (p?.kind !== 'agent') throw errors.forbidden('use the agent channel');
+  return { agentId: p.agentId, workload: p.workload };
+}

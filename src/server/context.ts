@@ -6,6 +6,7 @@ import type { Store } from '../store/store.js';
 import type { AuditFeed } from './audit.js';
 import type { CredentialCache } from './auth.js';
 import type { CompileCache, PolicyHub } from './distribution.js';
+import type { FlowBatchReader } from './flow-batches.js';
 import type { FlowStoreService } from './flows/types.js';
 
 export interface ServerContext {
@@ -19,6 +20,8 @@ export interface ServerContext {
   readonly compileCache: CompileCache;
   /** Flow edges and traffic: the map, the explorer, the plots (its loop is started by `serve`). */
   readonly flows: FlowStoreService;
+  /** Reads agents' flow-summary batches (in a worker thread when serving). */
+  readonly flowBatches: FlowBatchReader;
 }
 
 /** What every resource's routes plugin is given. */

@@ -61,6 +61,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     const app = await buildServer({
       store,
       logger,
+      readFlowBatchesInThread: true,
       ...(https ? { https } : {}),
       flows: {
         ...options.flows,

@@ -55,7 +55,11 @@ export type LoggedSummary = readonly [
 ];
 
 /** One log row's summaries as stored: a JSON array of LoggedSummary tuples. */
-export function logText(rows: readonly NewFlowSummary[], from: number, to: number): string {
+/** A summary as the log keeps it: without who reported it, which its log row says. */
+export type LoggableSummary = Omit<NewFlowSummary, 'agent_id' | 'batch_id' | 'workload'>;
+
+/** One log row's text: a JSON array of `rows[from..to)` as LoggedSummary tuples. */
+export function logText(rows: readonly LoggableSummary[], from: number, to: number): string {
   let text = '[';
   for (let i = from; i < to; i++) {
     const r = rows[i]!;
@@ -80,6 +84,12 @@ export function logText(rows: readonly NewFlowSummary[], from: number, to: numbe
 /** Log rows per INSERT statement (5 parameters each: well within both databases' limits). */
 const LOG_ROWS_PER_INSERT = 1000;
 
+/** One log row to be: `count` summaries as `text` (see logText). */
+export interface LogRowText {
+  readonly count: number;
+  readonly text: string;
+}
+
 /**
  * Stores one batch: its `flow_batches` row (whose primary key makes a retried batch fail
  * with a unique violation, which the caller turns into "duplicate") and its summaries, one
@@ -100,15 +110,43 @@ export async function appendFlowBatch(
   for (const [workload, summaries] of byWorkload) {
     for (let from = 0; from < summaries.length; from += LOG_ROW_SUMMARIES) {
       const to = Math.min(summaries.length, from + LOG_ROW_SUMMARIES);
-      logRows.push({
-        agent_id: batch.agent_id,
-        batch_id: batch.batch_id,
-        workload,
-        count: to - from,
-        summaries: logText(summaries, from, to),
-      });
+      logRows.push(
+        logRow(batch, workload, { count: to - from, text: logText(summaries, from, to) }),
+      );
     }
   }
+  await insertBatch(store, batch, logRows);
+}
+
+/** Stores one batch already turned into log text (see appendFlowBatch), all from `workload`. */
+export function appendLoggedBatch(
+  store: Store,
+  batch: NewFlowBatch,
+  workload: string,
+  texts: readonly LogRowText[],
+): Promise<void> {
+  return insertBatch(
+    store,
+    batch,
+    texts.map((t) => logRow(batch, workload, t)),
+  );
+}
+
+function logRow(batch: NewFlowBatch, workload: string, t: LogRowText): Insertable<FlowLogTable> {
+  return {
+    agent_id: batch.agent_id,
+    batch_id: batch.batch_id,
+    workload,
+    count: t.count,
+    summaries: t.text,
+  };
+}
+
+async function insertBatch(
+  store: Store,
+  batch: NewFlowBatch,
+  logRows: readonly Insertable<FlowLogTable>[],
+): Promise<void> {
   await store.transaction(async (trx) => {
     await trx.insertInto('flow_batches').values(batch).execute();
     for (let i = 0; i < logRows.length; i += LOG_ROWS_PER_INSERT)

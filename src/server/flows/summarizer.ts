@@ -7,10 +7,10 @@
  * Two implementations behind one interface: inline (tests, an in-memory store) and in a
  * worker thread (the server).
  */
-import { Worker } from 'node:worker_threads';
 import type { Resolution } from '../../analysis/flows/model.js';
 import { readLog } from '../../store/flow-store.js';
 import type { Store, StoreOptions } from '../../store/store.js';
+import { startWorker, workerModule } from '../worker-module.js';
 import { TrafficBatch, type SummedTraffic } from './ingest.js';
 import { addSummaries, type Attributor } from './rollup.js';
 
@@ -72,29 +72,9 @@ export function inlineSummarizer(
   };
 }
 
-/** A message from the worker: an answer to request `id`, or why it failed. */
-export type WorkerAnswer =
-  | { readonly id: number; readonly summary: LogChunkSummary }
-  | { readonly id: number; readonly error: string };
-
 /** What the worker is started with. */
 export interface WorkerSetup {
   readonly store: StoreOptions;
-}
-
-/** The worker's module: beside this one once built. */
-function workerFile(): URL {
-  const here = import.meta.url;
-  // Run from source (the test runner compiles TypeScript as it loads it; a worker thread
-  // loads plain JavaScript), the build's copy: `npm test` builds first.
-  if (here.endsWith('/src/server/flows/summarizer.ts'))
-    return new URL(
-      here.replace(
-        /\/src\/server\/flows\/summarizer\.ts$/,
-        '/dist/src/server/flows/summarizer-thread.js',
-      ),
-    );
-  return new URL('./summarizer-thread.js', here);
 }
 
 /**
@@ -102,42 +82,10 @@ function workerFile(): URL {
  * server: an in-memory SQLite database is not shared). Requests are answered in order.
  */
 export function threadSummarizer(store: StoreOptions): LogSummarizer {
-  const worker = new Worker(workerFile(), {
-    workerData: { store } satisfies WorkerSetup,
-  });
-  // The roll-up loop keeps the process busy when it must; an idle worker must not.
-  worker.unref();
-  let next = 1;
-  const pending = new Map<
-    number,
-    { resolve: (s: LogChunkSummary) => void; reject: (e: Error) => void }
-  >();
-  let failure: Error | null = null;
-  const failAll = (e: Error) => {
-    failure = e;
-    for (const p of pending.values()) p.reject(e);
-    pending.clear();
-  };
-  worker.on('message', (answer: WorkerAnswer) => {
-    const p = pending.get(answer.id);
-    if (!p) return;
-    pending.delete(answer.id);
-    if ('error' in answer) p.reject(new Error(`flow log summarizer: ${answer.error}`));
-    else p.resolve(answer.summary);
-  });
-  worker.on('error', (e) => failAll(new Error(`flow log summarizer failed: ${e.message}`)));
-  worker.on('exit', (code) => failAll(new Error(`flow log summarizer exited (${code})`)));
-  return {
-    summarize(request) {
-      if (failure) return Promise.reject(failure);
-      const id = next++;
-      return new Promise((resolve, reject) => {
-        pending.set(id, { resolve, reject });
-        worker.postMessage({ id, request });
-      });
-    },
-    async close() {
-      await worker.terminate();
-    },
-  };
+  const worker = startWorker<SummarizeRequest, LogChunkSummary>(
+    'flow log summarizer',
+    workerModule(import.meta.url, 'summarizer-thread'),
+    { store } satisfies WorkerSetup,
+  );
+  return { summarize: (request) => worker.call(request), close: () => worker.close() };
 }

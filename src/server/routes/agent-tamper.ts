@@ -4,19 +4,12 @@
  * telemetry. Both say something happened on a host that nobody asked for; the audit log is
  * where a security team looks for that.
  */
-import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { flowsDroppedBody, tamperBody } from '../agent-schemas.js';
+import { callingAgent } from '../auth.js';
 import { change } from '../change.js';
 import type { RouteOptions } from '../context.js';
-import { errors } from '../errors.js';
-
-function self(request: FastifyRequest): { agentId: string; workload: string } {
-  const p = request.principal;
-  if (p?.kind !== 'agent') throw errors.forbidden('use the agent channel');
-  return { agentId: p.agentId, workload: p.workload };
-}
 
 const recorded = z.object({ recorded: z.boolean() });
 
@@ -34,7 +27,7 @@ export const agentTamperRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app
       },
     },
     async (request) => {
-      const { agentId, workload } = self(request);
+      const { agentId, workload } = callingAgent(request);
       await change(ctx, request, async (_trx, audit) => {
         await audit({
           type: 'agent.tamper',
@@ -60,7 +53,7 @@ export const agentTamperRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app
       },
     },
     async (request) => {
-      const { agentId, workload } = self(request);
+      const { agentId, workload } = callingAgent(request);
       await change(ctx, request, async (_trx, audit) => {
         await audit({
           type: 'agent.flows-dropped',

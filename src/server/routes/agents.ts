@@ -8,8 +8,6 @@
  * ETag, acknowledged), and flow-summary batches. An agent can reach only its own workload's
  * data; an API key cannot use the agent channel at all.
  */
-import { appendFlowBatch } from '../../store/flows.js';
-import type { FastifyRequest } from 'fastify';
 import { sql } from 'kysely';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -17,7 +15,6 @@ import type { Db } from '../../store/store.js';
 import { AgentStreams } from '../agent-events.js';
 import {
   ackBody,
-  flowsBody,
   heartbeatBody,
   inventoryAddresses,
   inventoryBody,
@@ -26,6 +23,7 @@ import {
   pairBody,
   type Inventory,
 } from '../agent-schemas.js';
+import { callingAgent } from '../auth.js';
 import { change } from '../change.js';
 import { hashSecret, issueSecret, newId } from '../credentials.js';
 import { compiledFor, redistribute } from '../distribution.js';
@@ -169,13 +167,6 @@ function agentQuery(db: Db) {
       'compiled_policies.revision as current_revision',
       'compiled_policies.policy_version as current_version',
     ]);
-}
-
-/** The calling agent (the route's permission has already made sure it is one). */
-function self(request: FastifyRequest): { agentId: string; workload: string } {
-  const p = request.principal;
-  if (p?.kind !== 'agent') throw errors.forbidden('use the agent channel');
-  return { agentId: p.agentId, workload: p.workload };
 }
 
 const sortedUnique = (xs: readonly string[]): string[] => [...new Set(xs)].sort();
@@ -632,7 +623,7 @@ export const agentRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ct
       },
     },
     async (request) => {
-      const { agentId, workload } = self(request);
+      const { agentId, workload } = callingAgent(request);
       const { appliedRevision, appliedVersion, status } = request.body;
       // A heartbeat sent before an apply can arrive after that apply's acknowledgement (an
       // agent's calls run on more than one connection): what it says was applied only ever
@@ -682,7 +673,7 @@ export const agentRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ct
       },
     },
     async (request) => {
-      const { workload } = self(request);
+      const { workload } = callingAgent(request);
       const inventory = request.body;
       const result = await change(ctx, request, async (trx, audit) => {
         const row = await trx
@@ -748,7 +739,7 @@ export const agentRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ct
       },
     },
     async (request, reply) => {
-      const { workload } = self(request);
+      const { workload } = callingAgent(request);
       const policy = await compiledFor(ctx.store.db, workload);
       if (!policy) throw errors.notFound('compiled policy of workload', workload);
       const etag = `"${policy.revision}"`;
@@ -769,7 +760,7 @@ export const agentRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ct
       },
     },
     async (request, reply) => {
-      const { agentId, workload } = self(request);
+      const { agentId, workload } = callingAgent(request);
       const state = await currentState(workload);
       streams.serve(reply, ctx.policies, agentId, workload, {
         revision: state.revision,
@@ -791,7 +782,7 @@ export const agentRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ct
       },
     },
     async (request) => {
-      const { agentId, workload } = self(request);
+      const { agentId, workload } = callingAgent(request);
       const { revision, policyVersion, result, error } = request.body;
       const now = new Date().toISOString();
       if (result === 'applied') {
@@ -822,67 +813,6 @@ export const agentRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ct
         });
       }
       return { recorded: true };
-    },
-  );
-
-  app.post(
-    '/agent/flows',
-    {
-      config: { permission: 'agent:self' },
-      schema: {
-        summary:
-          'Upload a batch of flow summaries; a retried batch id is stored once (answered with duplicate: true)',
-        tags: ['agent channel'],
-        body: flowsBody,
-        response: {
-          200: z.object({ batchId: z.string(), accepted: z.number(), duplicate: z.boolean() }),
-        },
-      },
-    },
-    async (request) => {
-      const { agentId, workload } = self(request);
-      const { batchId, summaries } = request.body;
-      const known = async (): Promise<{ summaries: number } | undefined> =>
-        ctx.store.db
-          .selectFrom('flow_batches')
-          .select('summaries')
-          .where('agent_id', '=', agentId)
-          .where('batch_id', '=', batchId)
-          .executeTakeFirst();
-      // No look-up first: the batch row's primary key decides, so a retry costs one
-      // failed insert and a fresh batch no extra query.
-      try {
-        await appendFlowBatch(
-          ctx.store,
-          {
-            agent_id: agentId,
-            batch_id: batchId,
-            received_at: new Date().toISOString(),
-            summaries: summaries.length,
-          },
-          summaries.map((s) => ({
-            agent_id: agentId,
-            batch_id: batchId,
-            workload,
-            src: s.src,
-            dst: s.dst,
-            proto: s.proto,
-            dport: s.dport ?? null,
-            process: s.process ?? null,
-            first_seen: s.firstSeen,
-            last_seen: s.lastSeen,
-            connections: s.connections,
-            bytes: s.bytes,
-            decision: s.decision ?? null,
-          })),
-        );
-      } catch (e) {
-        // The batch is already stored (a retry, perhaps a concurrent one): it stays stored once.
-        const raced = await known();
-        if (raced) return { batchId, accepted: Number(raced.summaries), duplicate: true };
-        throw e;
-      }
-      return { batchId, accepted: summaries.length, duplicate: false };
     },
   );
 

@@ -2,6 +2,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { RouteOptions } from '../context.js';
 import { agentRoutes } from './agents.js';
+import { agentFlowRoutes } from './agent-flows.js';
 import { agentTamperRoutes } from './agent-tamper.js';
 import { auditRoutes } from './audit.js';
 import { demoRoutes } from './demo.js';
@@ -23,6 +24,7 @@ export const registerRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, {
     versionRoutes,
     agentRoutes,
     agentTamperRoutes,
+    agentFlowRoutes,
     auditRoutes,
     labelRoutes,
     demoRoutes,
