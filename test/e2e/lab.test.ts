@@ -359,17 +359,8 @@ describe.skipIf(unavailable)(
         (t) => t.from === 'shop-web-1' && t.to === 'shop-api-1' && t.ok > 0,
       )!;
       expect(api1).toBeDefined();
-      await waitFor('the spooled flows to arrive', 45_000, async () =>
-        (await landed()).some(
-          (r) => r.workload === 'shop-web-1' && r.dst === api1.toAddress && r.dport === 8080,
-        ),
-      );
       // Each connection counted once: the source's agent reports as many as were made (the
       // traffic's, and the probe's while the control plane was away).
-      const rows = await landed();
-      const counted = rows
-        .filter((r) => r.workload === 'shop-web-1' && r.dst === api1.toAddress && r.dport === 8080)
-        .reduce((n, r) => n + Number(r.connections), 0);
       const probed = during.filter(
         (r) =>
           r.from === 'shop-web-1' &&
@@ -378,8 +369,22 @@ describe.skipIf(unavailable)(
           r.result === 'allowed',
       ).length;
       expect(probed).toBe(1);
+      const counted = async () =>
+        (await landed())
+          .filter(
+            (r) => r.workload === 'shop-web-1' && r.dst === api1.toAddress && r.dport === 8080,
+          )
+          .reduce((n, r) => n + Number(r.connections), 0);
+      // The spool is sent a batch at a time: wait for all of it, then a flush interval more,
+      // so that a batch delivered twice would show.
+      await waitFor(
+        'the spooled flows to arrive',
+        45_000,
+        async () => (await counted()) >= api1.ok + probed,
+      );
+      await new Promise((r) => setTimeout(r, 6_000));
       expect(
-        counted,
+        await counted(),
         JSON.stringify(
           await store.db
             .selectFrom('flow_summaries')
