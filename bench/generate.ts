@@ -268,7 +268,7 @@ export function runGenerateBench(
       gc();
       let t0 = performance.now();
       let c0 = process.cpuUsage();
-      distinct = groupFlows(flows).distinct.length;
+      distinct = groupFlows(flows).size;
       groupRuns.push(performance.now() - t0);
       groupCpu.push(cpuMs(c0));
       result = null;

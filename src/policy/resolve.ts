@@ -333,6 +333,7 @@ export function resolvePolicy(policy: Policy): ResolvedPolicy {
     return labels;
   };
 
+  const unions = new Map<string, AddressSet>();
   const resolveActors = (
     actors: Actors,
     scope: ReadonlyMap<string, ReadonlySet<string>> | null,
@@ -380,7 +381,7 @@ export function resolvePolicy(policy: Policy): ResolvedPolicy {
       }
     }
     // A workload named outright but outside the scope is as dead as a clause that is: say so.
-    if (scope && scope.size > 0) {
+    if (scope && scope.size > 0 && actors.workloads.length > 0) {
       const scopeOnly = makeClause(new Map(scope as Map<string, Set<string>>), null, null);
       actors.workloads.forEach((name, i) => {
         const w = workloadByName.get(name);
@@ -398,10 +399,19 @@ export function resolvePolicy(policy: Policy): ResolvedPolicy {
     const ipLists = [...new Set(actors.ipLists.filter((l) => ipListsByName.has(l)))].sort();
     const parts = [...clauses.map((c) => c.key), ...ipLists.map((l) => `ip-list:${l}`)];
     const key = parts.join(' | ');
+    // Rules name the same few lists over and over: each combination's union is made once.
+    const listsKey = JSON.stringify(ipLists);
+    let ipAddresses = unions.get(listsKey);
+    if (!ipAddresses) {
+      ipAddresses = AddressSet.union(
+        ipLists.map((l) => ipListAddresses.get(l) ?? AddressSet.EMPTY),
+      );
+      unions.set(listsKey, ipAddresses);
+    }
     return {
       clauses,
       ipLists,
-      ipAddresses: AddressSet.union(ipLists.map((l) => ipListAddresses.get(l) ?? AddressSet.EMPTY)),
+      ipAddresses,
       key: key || 'nothing',
       label: key.replaceAll('&', ' & ') || 'nothing',
     };

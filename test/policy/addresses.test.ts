@@ -3,10 +3,13 @@
  * how mistakes are reported, and how a set is rendered for each firewall.
  */
 import { describe, expect, it } from 'vitest';
+import ipaddr from 'ipaddr.js';
 import {
   AddressError,
   AddressSet,
+  addressValue,
   canonicalAddress,
+  dottedQuadValue,
   formatAddress,
   formatInterval,
   intervalToCidrs,
@@ -54,6 +57,8 @@ describe('parseAddressEntry: what is refused, and why', () => {
     ['not an address', '"not an address" is not an IP address'],
     ['db-1.example.com', '"db-1.example.com" is not an IP address, CIDR or range'],
     ['10.0.0.256', '"10.0.0.256" is not an IP address'],
+    ['10.0.0.1:80', '"10.0.0.1:80" is not an IP address'],
+    ['2001:db8::g', '"2001:db8::g" is not an IP address'],
     // inet_aton shorthands name other addresses than a reader expects (010 is octal 8).
     [
       '10.1',
@@ -99,6 +104,77 @@ describe('parseAddressEntry: what is refused, and why', () => {
     } catch (e) {
       expect((e as Error).message).toBe(message);
     }
+  });
+});
+
+describe('dottedQuadValue: the fast path for a.b.c.d', () => {
+  it.each([
+    ['0.0.0.0', 0],
+    ['10.0.0.1', 0x0a000001],
+    ['192.168.1.200', 0xc0a801c8],
+    ['255.255.255.255', 0xffffffff],
+    ['1.20.100.250', 0x011464fa],
+  ])('reads %s', (text, value) => {
+    expect(dottedQuadValue(text)).toBe(value);
+  });
+
+  it.each([
+    // Leading zeros: octal to inet_aton, refused by the full parser.
+    '010.0.0.1',
+    '10.00.0.1',
+    '10.0.0.01',
+    '00.0.0.0',
+    // Octets out of range.
+    '256.0.0.1',
+    '10.0.0.256',
+    '10.0.0.1000',
+    '999.999.999.999',
+    // Not four parts.
+    '10.0.1',
+    '10.0.0.0.1',
+    '10..0.1',
+    '.10.0.0.1',
+    '10.0.0.1.',
+    '1.2.3',
+    // Anything but digits and dots: spaces, signs, hex, CIDRs, ranges, IPv6, zones.
+    ' 10.0.0.1',
+    '10.0.0.1 ',
+    '+1.2.3.4',
+    '-1.2.3.4',
+    '0x0a.0.0.1',
+    '10.0.0.0/8',
+    '10.0.0.1-10.0.0.9',
+    '::1',
+    '::ffff:10.0.0.1',
+    '2001:db8::1',
+    '10.0.0.1%eth0',
+    '',
+  ])('leaves %j to the full parser', (text) => {
+    expect(dottedQuadValue(text)).toBe(-1);
+  });
+
+  it('agrees with ipaddr.js on every quad it reads, and reads every plain quad it accepts', () => {
+    const octets = ['0', '1', '9', '10', '99', '100', '199', '200', '249', '250', '255'];
+    const odd = ['00', '01', '256', '300', '1000', ''];
+    let checked = 0;
+    for (const a of [...octets, ...odd])
+      for (const b of octets)
+        for (const c of ['0', '255', ...odd])
+          for (const d of octets) {
+            const text = `${a}.${b}.${c}.${d}`;
+            const plain = ipaddr.IPv4.isValidFourPartDecimal(text);
+            const value = dottedQuadValue(text);
+            if (plain) {
+              expect(value, text).toBe(
+                ipaddr.IPv4.parse(text)
+                  .toByteArray()
+                  .reduce((n, x) => n * 256 + x, 0),
+              );
+              expect(addressValue(text)).toEqual({ family: 4, value: BigInt(value) });
+            } else expect(value, text).toBe(-1);
+            checked++;
+          }
+    expect(checked).toBeGreaterThan(10_000);
   });
 });
 

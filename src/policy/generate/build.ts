@@ -16,7 +16,7 @@ import {
 } from '../model.js';
 import type { Endpoint } from './endpoints.js';
 import { UniqueNames } from './naming.js';
-import type { DistinctFlow } from './observe.js';
+import type { GroupedFlows, GroupedService } from './observe.js';
 import { actorKey, pairsKey, type Actor, type LabelPairs, type Placement } from './placement.js';
 import { peerListKey, type PeerList, type PeerLists } from './peers.js';
 import { formatServices, ServiceAccumulator, servicesCover } from './services.js';
@@ -24,7 +24,7 @@ import { addTally, Examples, frozenTally, newTally, type MutableTally } from './
 import type { Granularity, ObservedService, RuleEvidence } from './types.js';
 
 /** The flows of one service within a draft: the unit that moves when a rule is folded. */
-interface Part {
+export interface Part {
   readonly service: ObservedService;
   readonly tally: MutableTally;
   readonly examples: Examples;
@@ -40,18 +40,27 @@ interface Draft {
 export class DraftBook {
   private readonly drafts = new Map<string, Draft>();
 
-  add(p: Placement, flow: DistinctFlow, source: Endpoint, destination: Endpoint): void {
+  /** The part of a placement's rule that holds the flows of a service (made on first sight). */
+  part(p: Placement, { service, text }: GroupedService): Part {
     let d = this.drafts.get(p.key);
     if (!d) this.drafts.set(p.key, (d = { placement: p, parts: new Map() }));
-    let part = d.parts.get(flow.serviceText);
-    if (!part) {
-      part = { service: flow.service, tally: newTally(), examples: new Examples() };
-      d.parts.set(flow.serviceText, part);
-    }
-    addTally(part.tally, flow.tally);
-    const c = flow.tally.connections;
+    let part = d.parts.get(text);
+    if (!part) d.parts.set(text, (part = { service, tally: newTally(), examples: new Examples() }));
+    return part;
+  }
+
+  /** Adds a grouped flow (by number) between the two ends to a part. */
+  add(
+    part: Part,
+    flows: GroupedFlows,
+    flow: number,
+    source: Endpoint,
+    destination: Endpoint,
+  ): void {
+    flows.addTo(part.tally, flow);
+    const c = flows.connections[flow]!;
     if (part.examples.mayKeep(c))
-      part.examples.add(`${source.text} -> ${destination.text} ${flow.serviceText}`, c);
+      part.examples.add(`${source.text} -> ${destination.text} ${flows.serviceOf(flow).text}`, c);
   }
 
   get size(): number {

@@ -2,7 +2,13 @@
  * The ends of observed flows as the kernel sees them: a workload (named, or owning the
  * address seen) at one of its addresses, or an address that no workload owns.
  */
-import { AddressError, addressValue, formatAddress, type IpFamily } from '../addresses.js';
+import {
+  AddressError,
+  addressValue,
+  dottedQuadValue,
+  formatAddress,
+  type IpFamily,
+} from '../addresses.js';
 import type { Workload } from '../model.js';
 import type { ResolvedPolicy } from '../resolve.js';
 import type { FlowPeer } from './types.js';
@@ -12,6 +18,8 @@ interface EndpointBase {
   readonly address: string;
   readonly family: IpFamily;
   readonly value: bigint;
+  /** An IPv4 address's value as a number (-1 for IPv6): read without touching the bigint. */
+  readonly ipv4: number;
   /** How a reviewer reads it: the workload's name (and the address if not its primary), or the address. */
   readonly text: string;
   /** Equal for equal ends. */
@@ -24,15 +32,11 @@ export type Endpoint =
   | (EndpointBase & { readonly kind: 'workload'; readonly workload: Workload })
   | (EndpointBase & { readonly kind: 'address' });
 
-/** A plain dotted quad without leading zeros: most addresses, parsed without ipaddr.js. */
-const PLAIN_IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-
 /** An address's family, value and canonical text; throws AddressError if it is none. */
 function parse(text: string): { family: IpFamily; value: bigint; canonical: string } {
-  if (PLAIN_IPV4.test(text)) {
-    const [a, b, c, d] = text.split('.').map(Number) as [number, number, number, number];
-    return { family: 4, value: BigInt(((a * 256 + b) * 256 + c) * 256 + d), canonical: text };
-  }
+  // A plain dotted quad (most addresses) is its own canonical text.
+  const quad = dottedQuadValue(text);
+  if (quad >= 0) return { family: 4, value: BigInt(quad), canonical: text };
   const { family, value } = addressValue(text);
   return { family, value, canonical: formatAddress(family, value) };
 }
@@ -43,16 +47,26 @@ export class EndpointResolver {
   private readonly names = new Map<string, Endpoint | string>();
   private readonly addresses = new Map<string, Endpoint | string>();
   /** One object per distinct end, however it was named (by name or by address). */
-  private readonly ends = new Map<string, Endpoint>();
+  private readonly byKey = new Map<string, Endpoint>();
+  private readonly byOrdinal: Endpoint[] = [];
+
+  /** The distinct ends handed out, by ordinal. */
+  get ends(): readonly Endpoint[] {
+    return this.byOrdinal;
+  }
 
   /** How many distinct ends were handed out (ordinals are below it). */
   get size(): number {
-    return this.ends.size;
+    return this.byOrdinal.length;
   }
 
-  private intern(end: DistributiveOmit<Endpoint, 'ordinal'>): Endpoint {
-    let e = this.ends.get(end.key);
-    if (!e) this.ends.set(end.key, (e = { ...end, ordinal: this.ends.size } as Endpoint));
+  private intern(end: DistributiveOmit<Endpoint, 'ordinal' | 'ipv4'>): Endpoint {
+    let e = this.byKey.get(end.key);
+    if (!e) {
+      const ipv4 = end.family === 4 ? Number(end.value) : -1;
+      this.byKey.set(end.key, (e = { ...end, ipv4, ordinal: this.byOrdinal.length } as Endpoint));
+      this.byOrdinal.push(e);
+    }
     return e;
   }
 
@@ -123,7 +137,7 @@ function workloadEnd(
   address: string,
   family: IpFamily,
   value: bigint,
-): DistributiveOmit<Endpoint, 'ordinal'> {
+): DistributiveOmit<Endpoint, 'ordinal' | 'ipv4'> {
   const primary = w.addresses[0] === address;
   return {
     kind: 'workload',

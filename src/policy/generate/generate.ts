@@ -18,17 +18,18 @@
  */
 import { formatDecidedBy, type DecidedBy } from '../decide.js';
 import type { Policy } from '../model.js';
-import { buildDraft, DraftBook } from './build.js';
+import { buildDraft, DraftBook, type Part } from './build.js';
 import { EndpointResolver, type Endpoint } from './endpoints.js';
 import { ProblemList } from './errors.js';
 import { FullEnforcementJudge, type Verdict } from './judge.js';
 import { sanitizeName } from './naming.js';
-import { groupFlows, type DistinctFlow, type GroupedFlows } from './observe.js';
+import { groupFlows, type GroupedFlows } from './observe.js';
 import { overriddenDenies } from './overrides.js';
 import { PeerLists, type PeerList } from './peers.js';
 import { Placer } from './placement.js';
 import { scopeFilter } from './scope.js';
-import { addTally, Examples, frozenTally, newTally, type MutableTally } from './tally.js';
+import { TripleNumbers } from './triples.js';
+import { Examples, frozenTally, newTally, type MutableTally } from './tally.js';
 import {
   DEFAULT_LABEL_KEYS,
   type AlreadyAllowed,
@@ -39,13 +40,29 @@ import {
   type UncoveredFlow,
 } from './types.js';
 
-interface InScopeFlow {
-  readonly flow: DistinctFlow;
-  readonly source: Endpoint;
-  readonly destination: Endpoint;
+/**
+ * The flows with an end in scope, by position: each one's number among the grouped flows and
+ * its ends' ordinals among the resolver's ends.
+ */
+interface InScope {
+  readonly flows: readonly number[];
+  readonly sources: readonly number[];
+  readonly destinations: readonly number[];
   /** Why no rule was written for it, when none was. */
-  excluded?: string;
+  readonly excluded: (string | undefined)[];
 }
+
+/**
+ * What the existing policy does with the flows of one verdict, read once per verdict, with
+ * the report line its flows go to.
+ */
+type Outcome =
+  | { readonly kind: 'allowed'; readonly line: { by: string } }
+  | {
+      readonly kind: 'blocked';
+      readonly line: { rule: string; action: 'deny' | 'override-deny' };
+    }
+  | { readonly kind: 'open' };
 
 export function generatePolicy(input: GenerateInput): GeneratedPolicy {
   const keys = { ...DEFAULT_LABEL_KEYS, ...input.labelKeys };
@@ -55,7 +72,11 @@ export function generatePolicy(input: GenerateInput): GeneratedPolicy {
   const inScope = scopeFilter(input.scope, input.estate.labelGroups);
 
   const grouped = groupFlows(input.flows);
-  const flows = inScopeFlows(grouped, new EndpointResolver(existing.resolved), inScope);
+  const resolver = new EndpointResolver(existing.resolved);
+  const flows = inScopeFlows(grouped, resolver, inScope);
+  const ends = resolver.ends;
+  // Per grouped service, the number each judge knows it by.
+  const existingServices = grouped.services.map((s) => existing.serviceNumber(s.service));
 
   const peers = new PeerLists(input.estate.ipLists);
   const placer = new Placer(input.granularity, keys);
@@ -64,40 +85,61 @@ export function generatePolicy(input: GenerateInput): GeneratedPolicy {
   const blocked = new Reports<{ rule: string; action: 'deny' | 'override-deny' }>();
   const unlabelled = new Reports<{ workload: string; missing: string[] }>();
   // Verdicts are shared by alike flows: read each once.
-  const allowedText = new Map<Verdict, string>();
-  const deniers = new Map<Verdict, ReturnType<typeof denyingRule>>();
+  const outcomes: Outcome[] = [];
+  const partNumbers = new TripleNumbers(1024);
+  const parts: Part[] = [];
   // Made once, not per flow: most flows are placed, and that path needs no closure of its own.
   const peerList = (end: Extract<Endpoint, { kind: 'address' }>): PeerList =>
     peers.listFor(end.address, end.family, end.value);
-  for (const f of flows) {
-    const { flow, source, destination } = f;
-    const verdict = existing.decide(source, destination, flow.service);
-    if (verdict.decision === 'allowed') {
-      let by = allowedText.get(verdict);
-      if (by === undefined) allowedText.set(verdict, (by = allowedBy(verdict)));
-      allowed.add(by, { by }, f);
+  for (let k = 0; k < flows.flows.length; k++) {
+    const flow = flows.flows[k]!;
+    const s = flows.sources[k]!;
+    const d = flows.destinations[k]!;
+    const service = grouped.serviceIds[flow]!;
+    const verdict = existing.verdictNumber(
+      ends,
+      s,
+      d,
+      grouped.services[service]!.service,
+      existingServices[service]!,
+    );
+    // Verdicts are numbered in order of first sight, so the array grows by one at a time.
+    let outcome = outcomes[verdict];
+    if (outcome === undefined) outcomes[verdict] = outcome = outcomeOf(existing.verdict(verdict));
+    if (outcome.kind === 'allowed') {
+      allowed.add(outcome.line.by, outcome.line, grouped, flow, ends[s]!, ends[d]!);
       continue;
     }
-    let denier = deniers.get(verdict);
-    if (denier === undefined) deniers.set(verdict, (denier = denyingRule(verdict)));
-    if (denier) {
-      f.excluded = `blocked by existing ${denier.action} rule ${denier.ruleId}`;
-      blocked.add(denier.ruleId, { rule: denier.ruleId, action: denier.action }, f);
+    if (outcome.kind === 'blocked') {
+      const { rule, action } = outcome.line;
+      flows.excluded[k] = `blocked by existing ${action} rule ${rule}`;
+      blocked.add(rule, outcome.line, grouped, flow, ends[s]!, ends[d]!);
       continue;
     }
-    const placed = placer.place(source, destination, peerList);
+    const placed = placer.place(ends, s, d, peerList);
     if (placed.missing) {
-      f.excluded = placed.missing
+      flows.excluded[k] = placed.missing
         .map(
           (m) =>
             `workload ${m.workload.name} lacks label${m.keys.length > 1 ? 's' : ''} ${m.keys.join(', ')}`,
         )
         .join('; ');
       for (const m of placed.missing)
-        unlabelled.add(m.workload.name, { workload: m.workload.name, missing: [...m.keys] }, f);
+        unlabelled.add(
+          m.workload.name,
+          { workload: m.workload.name, missing: [...m.keys] },
+          grouped,
+          flow,
+          ends[s]!,
+          ends[d]!,
+        );
       continue;
     }
-    book.add(placed.placement, flow, source, destination);
+    // The part of the rule for this placement and service, by number: no lookup by text.
+    const partNumber = partNumbers.number(placed.number, service, 0);
+    let part = parts[partNumber];
+    if (!part) parts[partNumber] = part = book.part(placed.placement, grouped.services[service]!);
+    book.add(part, grouped, flow, ends[s]!, ends[d]!);
   }
 
   const draft = buildDraft(book, peers, {
@@ -113,6 +155,8 @@ export function generatePolicy(input: GenerateInput): GeneratedPolicy {
   };
   const after = new FullEnforcementJudge(combined);
 
+  let inScopeSummaries = 0;
+  for (const flow of flows.flows) inScopeSummaries += grouped.summaries[flow]!;
   return {
     granularity: input.granularity,
     rulesets: draft.rulesets,
@@ -124,11 +168,11 @@ export function generatePolicy(input: GenerateInput): GeneratedPolicy {
     ),
     unlabelled: unlabelled.list((k, t) => ({ ...k, ...t }) satisfies Unlabelled),
     overriddenDenies: overriddenDenies(after.resolved, new Set(draft.rulesets.map((r) => r.name))),
-    coverage: coverage(after, flows),
+    coverage: coverage(after, grouped, ends, flows),
     counts: {
       flows: grouped.total,
-      distinct: grouped.distinct.length,
-      inScope: flows.reduce((n, f) => n + f.flow.tally.flows, 0),
+      distinct: grouped.size,
+      inScope: inScopeSummaries,
     },
   };
 }
@@ -137,31 +181,48 @@ function inScopeFlows(
   grouped: GroupedFlows,
   resolver: EndpointResolver,
   inScope: (w: Extract<Endpoint, { kind: 'workload' }>['workload']) => boolean,
-): InScopeFlow[] {
+): InScope {
   const problems = new ProblemList();
   // Each distinct end once; a flow then finds its ends by index.
   const ends = grouped.peers.map((p) => resolver.resolve(p));
+  const ordinals = ends.map((e) => (typeof e === 'string' ? -1 : e.ordinal));
   const inside = ends.map(
     (e) => typeof e !== 'string' && e.kind === 'workload' && inScope(e.workload),
   );
-  const out: InScopeFlow[] = [];
-  for (const flow of grouped.distinct) {
-    const source = ends[flow.sourceId]!;
-    const destination = ends[flow.destinationId]!;
-    if (typeof source === 'string') problems.add(`flows[${flow.index}].source: ${source}`);
-    if (typeof destination === 'string')
-      problems.add(`flows[${flow.index}].destination: ${destination}`);
-    if (typeof source === 'string' || typeof destination === 'string') continue;
-    if (inside[flow.sourceId] || inside[flow.destinationId])
-      out.push({ flow, source, destination });
+  const out = { flows: [] as number[], sources: [] as number[], destinations: [] as number[] };
+  for (let flow = 0; flow < grouped.size; flow++) {
+    const sourceId = grouped.sourceIds[flow]!;
+    const destinationId = grouped.destinationIds[flow]!;
+    const source = ordinals[sourceId]!;
+    const destination = ordinals[destinationId]!;
+    if (source < 0 || destination < 0) {
+      const at = `flows[${grouped.firstIndexes[flow]!}]`;
+      if (source < 0) problems.add(`${at}.source: ${ends[sourceId] as string}`);
+      if (destination < 0) problems.add(`${at}.destination: ${ends[destinationId] as string}`);
+      continue;
+    }
+    if (inside[sourceId] || inside[destinationId]) {
+      out.flows.push(flow);
+      out.sources.push(source);
+      out.destinations.push(destination);
+    }
   }
   problems.throwIfAny();
-  return out;
+  return { ...out, excluded: new Array<string | undefined>(out.flows.length) };
 }
 
 /** A flow as a reviewer reads it among the examples: `web-1 -> api-2 8080/tcp`. */
-function exampleText(f: InScopeFlow): string {
-  return `${f.source.text} -> ${f.destination.text} ${f.flow.serviceText}`;
+function exampleText(source: Endpoint, destination: Endpoint, service: string): string {
+  return `${source.text} -> ${destination.text} ${service}`;
+}
+
+/** What the existing policy does with a verdict's flows: allow them, block them, or neither. */
+function outcomeOf(verdict: Verdict): Outcome {
+  if (verdict.decision === 'allowed') return { kind: 'allowed', line: { by: allowedBy(verdict) } };
+  const denier = denyingRule(verdict);
+  return denier
+    ? { kind: 'blocked', line: { rule: denier.ruleId, action: denier.action } }
+    : { kind: 'open' };
 }
 
 /** What allowed a flow, e.g. `allow rule shop/web-to-api`; both sides when they differ. */
@@ -183,30 +244,45 @@ function denyingRule(d: Verdict): { ruleId: string; action: 'deny' | 'override-d
 
 function coverage(
   after: FullEnforcementJudge,
-  flows: readonly InScopeFlow[],
+  grouped: GroupedFlows,
+  ends: readonly Endpoint[],
+  flows: InScope,
 ): GeneratedPolicy['coverage'] {
   const total = { flows: 0, connections: 0 };
   const ok = { flows: 0, connections: 0 };
   const notAllowed: UncoveredFlow[] = [];
-  for (const f of flows) {
-    const t = f.flow.tally;
-    total.flows += t.flows;
-    total.connections += t.connections;
-    const d = after.decide(f.source, f.destination, f.flow.service);
-    if (d.decision === 'allowed') {
-      ok.flows += t.flows;
-      ok.connections += t.connections;
+  const services = grouped.services.map((s) => after.serviceNumber(s.service));
+  for (let k = 0; k < flows.flows.length; k++) {
+    const flow = flows.flows[k]!;
+    const summaries = grouped.summaries[flow]!;
+    const connections = grouped.connections[flow]!;
+    total.flows += summaries;
+    total.connections += connections;
+    const service = grouped.serviceIds[flow]!;
+    const s = flows.sources[k]!;
+    const d = flows.destinations[k]!;
+    const v = after.verdictNumber(
+      ends,
+      s,
+      d,
+      grouped.services[service]!.service,
+      services[service]!,
+    );
+    const verdict = after.verdict(v);
+    if (verdict.decision === 'allowed') {
+      ok.flows += summaries;
+      ok.connections += connections;
       continue;
     }
     notAllowed.push({
-      source: f.source.text,
-      destination: f.destination.text,
-      service: f.flow.serviceText,
-      ...frozenTally(t),
-      decision: d.decision,
+      source: ends[s]!.text,
+      destination: ends[d]!.text,
+      service: grouped.services[service]!.text,
+      ...grouped.tally(flow),
+      decision: verdict.decision,
       // A flow the generator wrote a rule for and decide() still blocks is a generator bug:
       // say what decide() said, so it shows.
-      reason: f.excluded ?? `not admitted: ${formatDecidedBy(d.decidedBy)}`,
+      reason: flows.excluded[k] ?? `not admitted: ${formatDecidedBy(verdict.decidedBy)}`,
     });
   }
   notAllowed.sort(
@@ -229,12 +305,20 @@ class Reports<K extends object> {
   private readonly lines = new Map<string, { key: K; tally: MutableTally; examples: Examples }>();
 
   /** `id` identifies the line (equal ids, equal keys); lines are listed in id order. */
-  add(id: string, key: K, f: InScopeFlow): void {
+  add(
+    id: string,
+    key: K,
+    flows: GroupedFlows,
+    flow: number,
+    source: Endpoint,
+    destination: Endpoint,
+  ): void {
     let line = this.lines.get(id);
     if (!line) this.lines.set(id, (line = { key, tally: newTally(), examples: new Examples() }));
-    addTally(line.tally, f.flow.tally);
-    const c = f.flow.tally.connections;
-    if (line.examples.mayKeep(c)) line.examples.add(exampleText(f), c);
+    flows.addTo(line.tally, flow);
+    const c = flows.connections[flow]!;
+    if (line.examples.mayKeep(c))
+      line.examples.add(exampleText(source, destination, flows.serviceOf(flow).text), c);
   }
 
   list<T>(make: (key: K, tally: ReturnType<typeof frozenTally>, examples: string[]) => T): T[] {

@@ -5,10 +5,11 @@
  * A million flows cannot each be decided (every call parses both addresses and walks every
  * rule). Two things keep it exact and fast:
  * - flows whose ends are alike to the policy get one decision: an end is described by what
- *   `decide()` reads of it (the labels clauses read, its name if a clause names it, the user
- *   groups clauses name that it belongs to, which IP lists named by rules and which
- *   always-allowed endpoints hold its address); a flow by its two ends, its service (the
- *   process only if some entry names one) and whether both ends are one workload;
+ *   `decide()` reads of it (the rules whose sources and whose destinations select it, found
+ *   from the labels clauses read, its name if a clause names it and the user groups clauses
+ *   name that it belongs to; which IP lists named by rules and which always-allowed
+ *   endpoints hold its address); a flow by its two ends, its service (the process only if
+ *   some entry names one) and whether both ends are one workload;
  * - `decide()` gets the policy with only the rules that could match a side of the flow, in
  *   their order: for the destination's inbound side, rules whose destinations select it and
  *   whose sources select or hold the source; for the source's outbound side, the converse.
@@ -27,6 +28,7 @@ import {
 } from '../resolve.js';
 import { AddressClasses } from './address-classes.js';
 import type { Endpoint } from './endpoints.js';
+import { TripleNumbers } from './triples.js';
 import { isTransport, type ObservedService } from './types.js';
 
 /** The policy with every workload managed and in full enforcement. */
@@ -63,21 +65,26 @@ interface Entry {
 interface Selection {
   readonly asSource: readonly number[];
   readonly asDestination: readonly number[];
+  /** Equal for equal selections. */
+  readonly id: number;
 }
 
-/** What the judge knows of an end. */
+/** What the judge knows of a class of ends (ends decide() cannot tell apart). */
 interface EndClass {
-  /** Equal for ends decide() cannot tell apart. */
-  readonly id: number;
+  /** The rules that select the end (a workload) as a source / as a destination. */
   readonly selection: Selection | null;
-  /** Rule indexes whose sources' / destinations' IP lists hold the end's address. */
-  readonly inSourceLists: readonly number[];
-  readonly inDestinationLists: readonly number[];
-  /**
-   * The workload's number (-1 for an address): equal numbers make a flow a workload's own.
-   * Read here, with the class, rather than from the ends' workloads on every decision.
-   */
-  readonly workload: number;
+  /** The rules whose sources / destinations select or hold the end, as a peer matches them. */
+  readonly asPeerSource: readonly number[];
+  readonly asPeerDestination: readonly number[];
+}
+
+/** What the judge reads of a workload. */
+interface WorkloadFacts {
+  /** The judged policy's own (every workload in full enforcement). */
+  readonly workload: Workload;
+  /** Numbers the workloads in order of first sight: equal numbers make a flow a workload's own. */
+  readonly number: number;
+  readonly selection: Selection;
 }
 
 /** A clause is filed under each combination of its values when there are at most this many. */
@@ -101,25 +108,42 @@ export class FullEnforcementJudge {
   private readonly userGroups: string[];
   /** The label keys some clause reads; no other label can tell two workloads apart. */
   private readonly usedKeys = new Set<string>();
+  /** The same, in order. */
+  private readonly sortedUsedKeys: readonly string[];
   /** Whether some service entry names a process, so that the process can matter. */
   private readonly processMatters: boolean;
   private readonly addresses: AddressClasses;
   /** Per IP list (by index): the rules naming it on their sources / destinations. */
   private readonly setRules: [number[][], number[][]] = [[], []];
-  private readonly ids = new Map<string, number>();
-  /** Workload name -> its number in EndClass.workload. */
-  private readonly workloadNumbers = new Map<string, number>();
-  private readonly selectorClasses = new Map<string, number>();
+  /** Selector classes by their text (see selectorClass), and the rules that select each. */
+  private readonly selectorIds = new Map<string, number>();
   private readonly selections = new Map<number, Selection>();
+  /** Selections by their rules, numbered: equal for selector classes the rules treat alike. */
+  private readonly selectionIds = new Map<string, number>();
+  /** What the judge reads of each workload (by name), read once. */
+  private readonly workloadFacts = new Map<string, WorkloadFacts>();
   private readonly listRules = new Map<number, [number[], number[]]>();
-  /** By the end's ordinal: an array index, not a hash lookup, per flow. */
-  private readonly endClasses: (EndClass | undefined)[] = [];
   /**
-   * By the source's end class (an array index), the destination's, then the service key:
-   * small integers all, but for process-bound and ICMP services (see serviceKey).
+   * End classes, numbered by (address class, selection + 1 or 0 for an address). Workloads
+   * that the same rules select, at addresses the same lists hold, are alike to decide(),
+   * however their labels differ: with few rules, thousands of selector classes are a handful.
    */
-  private readonly decisions: (Map<number, Map<number | string, Verdict>> | undefined)[] = [];
-  private computed = 0;
+  private readonly classNumbers = new TripleNumbers(256);
+  private readonly classes: EndClass[] = [];
+  /**
+   * By the end's ordinal (an array index per flow, not a hash lookup): its class id, and its
+   * workload's number (-1 for an address), equal numbers making a flow a workload's own;
+   * -1 before the end is first seen.
+   */
+  private readonly endClassIds: number[] = [];
+  private readonly endWorkloads: number[] = [];
+  /** By the end's ordinal: what the judge read of its workload (null for an address). */
+  private readonly endFacts: (WorkloadFacts | null)[] = [];
+  /** Services decide() tells apart, numbered (see serviceNumber). */
+  private readonly serviceTexts = new Map<string, number>();
+  /** Numbers (source class, destination class, service number and selfness) by first sight. */
+  private readonly verdictNumbers = new TripleNumbers(1024);
+  private readonly verdicts: Verdict[] = [];
 
   constructor(policy: Policy) {
     this.resolved = resolvePolicy(fullEnforcement(policy));
@@ -160,6 +184,7 @@ export class FullEnforcementJudge {
       return AddressSet.of(l.include, l.exclude);
     });
     this.userGroups = [...userGroups].sort();
+    this.sortedUsedKeys = [...this.usedKeys].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     const bound = (ports: readonly ServicePort[]): boolean =>
       ports.some((p) => 'ports' in p && p.process !== undefined);
     this.processMatters =
@@ -204,38 +229,23 @@ export class FullEnforcementJudge {
     for (const key of keys) file(this.composite, key);
   }
 
-  private intern(text: string): number {
-    let id = this.ids.get(text);
-    if (id === undefined) this.ids.set(text, (id = this.ids.size));
-    return id;
-  }
-
   /**
    * What any clause can read of a workload: the labels clauses use, its name if a clause
    * names it, the user groups clauses name that it belongs to. Equal for workloads every
    * clause selects alike.
    */
-  private selectorClass(w: Workload): number {
-    let id = this.selectorClasses.get(w.name);
-    if (id !== undefined) return id;
-    const labels = Object.entries(w.labels)
-      .filter(([k]) => this.usedKeys.has(k))
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([k, v]) => `${k}=${v}`)
-      .join('\u0001');
+  private selectorClass(w: Workload, usedLabels: readonly string[]): number {
+    const labels = usedLabels.join('\u0001');
     const members = this.resolved.userGroupMembers;
     const users = this.userGroups
       .filter((g) => w.users.some((u) => members.get(g)?.has(u)))
       .join('\u0001');
     const name = this.named.has(w.name) ? w.name : '';
-    id = this.intern(`w${labels}\u0002${name}\u0002${users}`);
-    this.selectorClasses.set(w.name, id);
-    return id;
+    return intern(this.selectorIds, `w${labels}\u0002${name}\u0002${users}`);
   }
 
   /** The rules whose sources, and those whose destinations, select a workload (alike ones share). */
-  private selection(w: Workload): Selection {
-    const cls = this.selectorClass(w);
+  private selection(w: Workload, cls: number, labels: readonly string[]): Selection {
     const known = this.selections.get(cls);
     if (known) return known;
     const members = this.resolved.userGroupMembers;
@@ -244,10 +254,6 @@ export class FullEnforcementJudge {
       if (!check || clauseMatches(e.clause, w, members)) found[e.side].add(e.rule);
     };
     for (const e of this.unindexed) consider(e, true);
-    const labels = Object.entries(w.labels)
-      .filter(([k]) => this.usedKeys.has(k))
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([k, v]) => `${k}=${v}`);
     if (labels.length <= MAX_SUBSET_LABELS) {
       // Every subset of the workload's labels: a clause filed under it asks for exactly those.
       for (let mask = 1; mask < 1 << labels.length; mask++) {
@@ -260,7 +266,10 @@ export class FullEnforcementJudge {
       for (const l of labels) for (const e of this.bucketsAll.get(l) ?? []) consider(e, true);
     }
     const sorted = (s: Set<number>): number[] => [...s].sort((a, b) => a - b);
-    const selection = { asSource: sorted(found[0]), asDestination: sorted(found[1]) };
+    const asSource = sorted(found[0]);
+    const asDestination = sorted(found[1]);
+    const id = intern(this.selectionIds, `${asSource.join(',')}|${asDestination.join(',')}`);
+    const selection = { asSource, asDestination, id };
     this.selections.set(cls, selection);
     return selection;
   }
@@ -277,60 +286,132 @@ export class FullEnforcementJudge {
     return hit;
   }
 
-  private endClass(end: Endpoint): EndClass {
-    let c = this.endClasses[end.ordinal];
-    if (c) return c;
-    const addressClass = this.addresses.classOf(end.family, end.value);
-    const [inSourceLists, inDestinationLists] = this.inLists(addressClass);
-    if (end.kind === 'address') {
-      c = {
-        id: this.intern(`a${addressClass}`),
-        selection: null,
-        inSourceLists,
-        inDestinationLists,
-        workload: -1,
-      };
-    } else {
-      const w = this.workloadOf(end);
-      let workload = this.workloadNumbers.get(w.name);
-      if (workload === undefined)
-        this.workloadNumbers.set(w.name, (workload = this.workloadNumbers.size));
-      c = {
-        id: this.intern(`${this.selectorClass(w)}@${addressClass}`),
-        selection: this.selection(w),
-        inSourceLists,
-        inDestinationLists,
-        workload,
-      };
+  /** The judged policy's workload of that name, its number and the rules that select it. */
+  private factsOf(name: string): WorkloadFacts {
+    let facts = this.workloadFacts.get(name);
+    if (facts) return facts;
+    const workload = this.resolved.workloadByName.get(name);
+    if (!workload) throw new Error(`workload "${name}" is not in the judged policy`);
+    // The labels some clause reads, as `key=value` in key order.
+    const labels: string[] = [];
+    for (const k of this.sortedUsedKeys)
+      if (Object.hasOwn(workload.labels, k)) labels.push(`${k}=${workload.labels[k]}`);
+    const selector = this.selectorClass(workload, labels);
+    facts = {
+      workload,
+      number: this.workloadFacts.size,
+      selection: this.selection(workload, selector, labels),
+    };
+    this.workloadFacts.set(name, facts);
+    return facts;
+  }
+
+  /** The end's class id (computed on its first sight). */
+  private classOf(end: Endpoint): number {
+    const known = this.endClassIds[end.ordinal];
+    if (known !== undefined && known >= 0) return known;
+    const addressClass =
+      end.ipv4 >= 0 ? this.addresses.classOf4(end.ipv4) : this.addresses.classOf(6, end.value);
+    const facts = end.kind === 'workload' ? this.factsOf(end.workload.name) : null;
+    const classes = this.classNumbers.size;
+    const id = this.classNumbers.number(addressClass, facts ? facts.selection.id + 1 : 0, 0);
+    if (id === classes) {
+      const [inSourceLists, inDestinationLists] = this.inLists(addressClass);
+      const selection = facts ? facts.selection : null;
+      this.classes.push({
+        selection,
+        asPeerSource: union(selection?.asSource ?? [], inSourceLists),
+        asPeerDestination: union(selection?.asDestination ?? [], inDestinationLists),
+      });
     }
-    // Grown in order, so that the array stays a plain (packed) one.
-    while (this.endClasses.length <= end.ordinal) this.endClasses.push(undefined);
-    this.endClasses[end.ordinal] = c;
-    return c;
+    // Grown in order, so that the arrays stay plain (packed) ones.
+    while (this.endClassIds.length <= end.ordinal) {
+      this.endClassIds.push(-1);
+      this.endWorkloads.push(-1);
+      this.endFacts.push(null);
+    }
+    this.endClassIds[end.ordinal] = id;
+    this.endWorkloads[end.ordinal] = facts ? facts.number : -1;
+    this.endFacts[end.ordinal] = facts;
+    return id;
   }
 
   /** decide() on the flow, every workload in full enforcement. */
   decide(source: Endpoint, destination: Endpoint, service: ObservedService): Verdict {
-    const s = this.endClass(source);
-    const d = this.endClass(destination);
-    const self = s.workload >= 0 && s.workload === d.workload;
-    while (this.decisions.length <= s.id) this.decisions.push(undefined); // grown in order
-    let bySource = this.decisions[s.id];
-    if (!bySource) this.decisions[s.id] = bySource = new Map();
-    let byPair = bySource.get(d.id);
-    if (!byPair) bySource.set(d.id, (byPair = new Map<number | string, Verdict>()));
-    const key = this.serviceKey(service, self);
-    let verdict = byPair.get(key);
-    if (verdict) return verdict;
+    const s = this.classOf(source);
+    const d = this.classOf(destination);
+    const n = this.numberVerdict(
+      s,
+      d,
+      this.serviceNumber(service),
+      this.isOwnFlow(source.ordinal, destination.ordinal),
+      source,
+      destination,
+      service,
+    );
+    return this.verdicts[n]!;
+  }
+
+  /**
+   * The number of decide()'s verdict on a flow between the ends of those ordinals (among
+   * `ends`, the resolver's list) on a service, given with its serviceNumber. Flows alike to
+   * decide() share a number; read the verdict with verdict(). This is decide() for a hundred
+   * thousand flows: it reads the ends' classes by ordinal and touches an end itself only
+   * when its class or the verdict is new.
+   */
+  verdictNumber(
+    ends: readonly Endpoint[],
+    source: number,
+    destination: number,
+    service: ObservedService,
+    serviceNumber: number,
+  ): number {
+    let s = this.endClassIds[source];
+    if (s === undefined || s < 0) s = this.classOf(ends[source]!);
+    let d = this.endClassIds[destination];
+    if (d === undefined || d < 0) d = this.classOf(ends[destination]!);
+    const own = this.isOwnFlow(source, destination);
+    return this.numberVerdict(s, d, serviceNumber, own, ends[source]!, ends[destination]!, service);
+  }
+
+  verdict(number: number): Verdict {
+    return this.verdicts[number]!;
+  }
+
+  /** Whether both ends (classed already) are one workload. */
+  private isOwnFlow(source: number, destination: number): boolean {
+    const w = this.endWorkloads[source]!;
+    return w >= 0 && w === this.endWorkloads[destination];
+  }
+
+  private numberVerdict(
+    s: number,
+    d: number,
+    serviceNumber: number,
+    own: boolean,
+    source: Endpoint,
+    destination: Endpoint,
+    service: ObservedService,
+  ): number {
+    const known = this.verdictNumbers.size;
+    const n = this.verdictNumbers.number(s, d, serviceNumber * 2 + (own ? 1 : 0));
+    if (n === known) this.verdicts.push(this.computeVerdict(s, d, source, destination, service));
+    return n;
+  }
+
+  private computeVerdict(
+    sourceClass: number,
+    destinationClass: number,
+    source: Endpoint,
+    destination: Endpoint,
+    service: ObservedService,
+  ): Verdict {
+    const s = this.classes[sourceClass]!;
+    const d = this.classes[destinationClass]!;
     // Outbound: the source's rules whose destinations select or hold the destination.
     // Inbound: the destination's rules whose sources select or hold the source.
-    const asSource = s.selection?.asSource ?? [];
-    const asDestination = d.selection?.asDestination ?? [];
-    const outbound = intersect(
-      asSource,
-      union(d.selection?.asDestination ?? [], d.inDestinationLists),
-    );
-    const inbound = intersect(asDestination, union(s.selection?.asSource ?? [], s.inSourceLists));
+    const outbound = intersect(s.selection?.asSource ?? [], d.asPeerDestination);
+    const inbound = intersect(d.selection?.asDestination ?? [], s.asPeerSource);
     const rules = union(outbound, inbound).map((i) => this.rules[i]!);
     const src =
       source.kind === 'workload'
@@ -349,35 +430,40 @@ export class FullEnforcementJudge {
           process: service.process,
         }
       : { source: src, destination: dst, proto: service.proto, icmpType: service.icmpType };
-    verdict = decide({ ...this.resolved, rules }, flow);
-    byPair.set(key, verdict);
-    this.computed++;
-    return verdict;
+    return decide({ ...this.resolved, rules }, flow);
   }
 
   /**
-   * Equal for services decide() cannot tell apart in a flow. A port (most flows) is a number,
-   * built without allocating, which the decision cache hashes for free; the rest is text.
+   * A number per service, equal for services decide() cannot tell apart in a flow: a port
+   * (most flows) is its own number, a process only counts if some entry names one.
    */
-  private serviceKey(service: ObservedService, self: boolean): number | string {
-    if (isTransport(service)) {
-      if (service.process === undefined || !this.processMatters)
-        return ((service.proto === 'udp' ? 65536 : 0) + service.port) * 2 + (self ? 1 : 0);
-      return `${service.proto}${service.port}@${service.process}${self ? '!' : ''}`;
-    }
-    return `${service.proto}/${service.icmpType ?? ''}${self ? '!' : ''}`;
+  serviceNumber(service: ObservedService): number {
+    if (isTransport(service) && (service.process === undefined || !this.processMatters))
+      return (service.proto === 'udp' ? 65536 : 0) + service.port;
+    const text = isTransport(service)
+      ? `${service.proto}${service.port}@${service.process}`
+      : `${service.proto}/${service.icmpType ?? ''}`;
+    let n = this.serviceTexts.get(text);
+    if (n === undefined) this.serviceTexts.set(text, (n = 2 * 65536 + this.serviceTexts.size));
+    return n;
   }
 
+  /** The judged policy's own workload of an end (classed already). */
   private workloadOf(end: Extract<Endpoint, { kind: 'workload' }>): Workload {
-    const w = this.resolved.workloadByName.get(end.workload.name);
-    if (!w) throw new Error(`workload "${end.workload.name}" is not in the judged policy`);
-    return w;
+    return this.endFacts[end.ordinal]!.workload;
   }
 
   /** How many distinct decisions were computed (the rest were shared). */
   get decisionsComputed(): number {
-    return this.computed;
+    return this.verdicts.length;
   }
+}
+
+/** The text's number: 0, 1, 2... in order of first sight. */
+function intern(ids: Map<string, number>, text: string): number {
+  let id = ids.get(text);
+  if (id === undefined) ids.set(text, (id = ids.size));
+  return id;
 }
 
 function intersect(a: readonly number[], b: readonly number[]): number[] {

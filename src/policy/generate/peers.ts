@@ -29,8 +29,16 @@ interface ExistingList {
 export class PeerLists {
   private readonly lists: readonly ExistingList[];
   private readonly byAddress = new Map<string, PeerList>();
-  /** network -> the addresses seen in it (canonical text -> value, for sorting). */
-  private readonly networks = new Map<string, { family: IpFamily; members: Map<string, bigint> }>();
+  /**
+   * One PeerList per list, whatever the address: flows to one list then share one placement
+   * (placements are cached by the lists' identity).
+   */
+  private readonly byName = new Map<string, PeerList>();
+  /** network -> its list and the addresses seen in it (canonical text -> value, for sorting). */
+  private readonly networks = new Map<
+    string,
+    { list: PeerList; family: IpFamily; members: Map<string, bigint> }
+  >();
 
   constructor(ipLists: readonly IpList[]) {
     this.lists = ipLists
@@ -49,15 +57,20 @@ export class PeerLists {
     if (hit) return hit;
     const list = this.lists.find((l) => l.set.hasValue(family, value));
     if (list) {
-      hit = { kind: 'existing', name: list.name };
+      hit = this.byName.get(list.name);
+      if (!hit) this.byName.set(list.name, (hit = { kind: 'existing', name: list.name }));
     } else {
       const host = BigInt(FAMILY_BITS[family] - NETWORK_BITS[family]);
       const base = (value >> host) << host;
       const network = `${formatAddress(family, base)}/${NETWORK_BITS[family]}`;
       let net = this.networks.get(network);
-      if (!net) this.networks.set(network, (net = { family, members: new Map() }));
+      if (!net)
+        this.networks.set(
+          network,
+          (net = { list: { kind: 'network', network }, family, members: new Map() }),
+        );
       net.members.set(address, value);
-      hit = { kind: 'network', network };
+      hit = net.list;
     }
     this.byAddress.set(address, hit);
     return hit;

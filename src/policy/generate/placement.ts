@@ -18,6 +18,7 @@
 import type { Workload } from '../model.js';
 import type { Endpoint } from './endpoints.js';
 import { peerListKey, type PeerList } from './peers.js';
+import { TripleNumbers } from './triples.js';
 import type { Granularity, LabelKeys } from './types.js';
 
 /** key=value pairs, sorted by key: a ruleset's scope or a rule side's selector. */
@@ -48,7 +49,12 @@ export interface MissingLabels {
 }
 
 export type PlaceResult =
-  | { readonly placement: Placement; readonly missing?: undefined }
+  | {
+      readonly placement: Placement;
+      /** Numbers the placer's results (0, 1, ...): equal for flows of alike ends. */
+      readonly number: number;
+      readonly missing?: undefined;
+    }
   | { readonly missing: readonly MissingLabels[]; readonly placement?: undefined };
 
 export function pairsKey(pairs: LabelPairs): string {
@@ -84,11 +90,17 @@ interface Described {
 export class Placer {
   private readonly required: readonly string[];
   private readonly byWorkload = new Map<string, Described | MissingLabels>();
+  /** By the values of the labels read (as JSON). */
+  private readonly byLabels = new Map<string, Described>();
   private readonly ids = new Map<string, number>();
   private readonly peerIds = new Map<PeerList, number>();
-  private readonly pairs = new Map<number, Map<number, PlaceResult>>();
+  /** Placements by pair of contributions (see pairCode), numbered on first sight. */
+  private readonly pairs = new TripleNumbers(256);
+  private readonly placed: Extract<PlaceResult, { placement: Placement }>[] = [];
   /** By end ordinal: what each end contributes (an array index per flow, not a lookup). */
   private readonly contributions: (Described | MissingLabels | PeerList | undefined)[] = [];
+  /** By end ordinal: its contribution's pair code, or -1 if it lacks labels. */
+  private readonly codes: number[] = [];
 
   constructor(
     private readonly granularity: Granularity,
@@ -109,65 +121,87 @@ export class Placer {
     if (missing.length > 0) {
       d = { workload: w, keys: missing };
     } else {
-      const pairs = (...ks: string[]): LabelPairs =>
-        ks.map((k) => [k, w.labels[k]!] as const).sort(([a], [b]) => (a < b ? -1 : 1));
-      const { app, env, role } = this.keys;
-      const g = this.granularity;
-      const byRole = g === 'tier' || g === 'service' || g === 'process';
-      const ruleset = g === 'env' ? pairs(env) : pairs(app, env);
-      const local: Actor = byRole ? { kind: 'labels', labels: pairs(role) } : { kind: 'scope' };
-      const foreign = g === 'env' ? pairs(env) : byRole ? pairs(app, env, role) : pairs(app, env);
-      const text = `${pairsKey(ruleset)}|${actorKey(local)}|${pairsKey(foreign)}`;
-      let id = this.ids.get(text);
-      if (id === undefined) this.ids.set(text, (id = this.ids.size));
-      d = { id, ruleset, rulesetKey: pairsKey(ruleset), local, foreign };
+      // Workloads alike in the labels read share one description (hundreds share each).
+      const alike = JSON.stringify(this.required.map((k) => w.labels[k]));
+      d = this.byLabels.get(alike);
+      if (!d) this.byLabels.set(alike, (d = this.described(w)));
     }
     this.byWorkload.set(w.name, d);
     return d;
   }
 
-  private contribution(
-    end: Endpoint,
-    peer: (end: Extract<Endpoint, { kind: 'address' }>) => PeerList,
-  ): Described | MissingLabels | PeerList {
-    let c = this.contributions[end.ordinal];
-    if (c !== undefined) return c;
-    c = end.kind === 'workload' ? this.describe(end.workload) : peer(end);
-    while (this.contributions.length <= end.ordinal) this.contributions.push(undefined);
-    this.contributions[end.ordinal] = c;
-    return c;
+  private described(w: Workload): Described {
+    const pairs = (...ks: string[]): LabelPairs =>
+      ks.map((k) => [k, w.labels[k]!] as const).sort(([a], [b]) => (a < b ? -1 : 1));
+    const { app, env, role } = this.keys;
+    const g = this.granularity;
+    const byRole = g === 'tier' || g === 'service' || g === 'process';
+    const ruleset = g === 'env' ? pairs(env) : pairs(app, env);
+    const local: Actor = byRole ? { kind: 'labels', labels: pairs(role) } : { kind: 'scope' };
+    const foreign = g === 'env' ? pairs(env) : byRole ? pairs(app, env, role) : pairs(app, env);
+    const text = `${pairsKey(ruleset)}|${actorKey(local)}|${pairsKey(foreign)}`;
+    let id = this.ids.get(text);
+    if (id === undefined) this.ids.set(text, (id = this.ids.size));
+    return { id, ruleset, rulesetKey: pairsKey(ruleset), local, foreign };
   }
 
-  /** Peers get negative ids, apart from workloads' contributions. */
-  private peerId(list: PeerList): number {
-    let id = this.peerIds.get(list);
-    if (id === undefined) this.peerIds.set(list, (id = -1 - this.peerIds.size));
-    return id;
+  /** The end's pair code (-1 if it lacks labels), working out its contribution on first sight. */
+  private codeOf(
+    ends: readonly Endpoint[],
+    ordinal: number,
+    peer: (end: Extract<Endpoint, { kind: 'address' }>) => PeerList,
+  ): number {
+    const known = this.codes[ordinal];
+    if (known !== undefined && known > -2) return known;
+    const end = ends[ordinal]!;
+    const c = end.kind === 'workload' ? this.describe(end.workload) : peer(end);
+    // Grown in order, so that the arrays stay plain (packed) ones; -2: not seen yet.
+    while (this.codes.length <= ordinal) {
+      this.codes.push(-2);
+      this.contributions.push(undefined);
+    }
+    this.contributions[ordinal] = c;
+    return (this.codes[ordinal] = 'keys' in c ? -1 : this.pairCode(c));
+  }
+
+  /** Workloads' contributions by their id (even), peers' by their list's (odd). */
+  private pairCode(c: Described | PeerList): number {
+    if ('id' in c) return 2 * c.id;
+    let id = this.peerIds.get(c);
+    if (id === undefined) this.peerIds.set(c, (id = this.peerIds.size));
+    return 2 * id + 1;
   }
 
   /**
-   * The rule for a flow with at least one workload end, or the labels its ends lack.
-   * `peer` names an unmanaged end's IP list (the same object for the same list).
+   * The rule for a flow with at least one workload end, or the labels its ends lack. The ends
+   * are given by ordinal among `ends` (the resolver's list); `peer` names an unmanaged end's
+   * IP list (the same object for the same list).
    */
   place(
-    src: Endpoint,
-    dst: Endpoint,
+    ends: readonly Endpoint[],
+    source: number,
+    destination: number,
     peer: (end: Extract<Endpoint, { kind: 'address' }>) => PeerList,
   ): PlaceResult {
-    const s = this.contribution(src, peer);
-    const d = this.contribution(dst, peer);
-    if ('keys' in s || 'keys' in d)
-      return { missing: [s, d].filter((x): x is MissingLabels => 'keys' in x) };
-    const sid = 'id' in s ? s.id : this.peerId(s);
-    const did = 'id' in d ? d.id : this.peerId(d);
-    let bySource = this.pairs.get(sid);
-    if (!bySource) this.pairs.set(sid, (bySource = new Map<number, PlaceResult>()));
-    let placed = bySource.get(did);
-    if (!placed) bySource.set(did, (placed = this.compute(s, d)));
-    return placed;
+    const s = this.codeOf(ends, source, peer);
+    const d = this.codeOf(ends, destination, peer);
+    if (s < 0 || d < 0) {
+      const missing = [this.contributions[source], this.contributions[destination]];
+      return { missing: missing.filter((x): x is MissingLabels => x !== undefined && 'keys' in x) };
+    }
+    const known = this.pairs.size;
+    const n = this.pairs.number(s, d, 0);
+    if (n === known) {
+      const placement = this.compute(
+        this.contributions[source] as Described | PeerList,
+        this.contributions[destination] as Described | PeerList,
+      );
+      this.placed.push({ placement, number: n });
+    }
+    return this.placed[n]!;
   }
 
-  private compute(s: Described | PeerList, d: Described | PeerList): PlaceResult {
+  private compute(s: Described | PeerList, d: Described | PeerList): Placement {
     const g = this.granularity;
     const withProcess: ServicesPlan = g === 'process' ? 'observed-with-process' : 'observed';
     const sw = 'id' in s ? s : null;
@@ -195,7 +229,7 @@ function make(
   destinations: Actor,
   extraScope: boolean,
   services: ServicesPlan,
-): PlaceResult {
+): Placement {
   const key = `${pairsKey(ruleset)}|${actorKey(sources)}|${actorKey(destinations)}|${extraScope}|${services}`;
-  return { placement: { ruleset, sources, destinations, extraScope, services, key } };
+  return { ruleset, sources, destinations, extraScope, services, key };
 }
