@@ -514,8 +514,13 @@ export interface LogEntry {
   readonly summaries: readonly LoggedSummary[];
 }
 
-/** Log rows read per query while gathering a chunk (rows hold up to LOG_ROW_SUMMARIES each). */
-const LOG_PAGE = 200;
+/**
+ * Log rows read per query while gathering a chunk: the first page is small, later ones are
+ * sized by the summaries per row seen so far (an agent's batch is a row of hundreds, a mixed
+ * import many rows of a few), so a chunk takes a few queries and reads little past its end.
+ */
+const FIRST_LOG_PAGE = 20;
+const MAX_LOG_PAGE = 5000;
 
 type LogRow = readonly [id: number, workload: string, summaries: string];
 
@@ -535,8 +540,9 @@ export async function readLog(
   const unreadable: number[] = [];
   let summaries = 0;
   let after = afterId;
+  let page = FIRST_LOG_PAGE;
   while (summaries < limit) {
-    const rows = await readLogRows(store, db, after, LOG_PAGE);
+    const rows = await readLogRows(store, db, after, page);
     for (const [id, workload, text] of rows) {
       let parsed: unknown;
       try {
@@ -554,7 +560,12 @@ export async function readLog(
       after = Number(id);
       if (summaries >= limit) break;
     }
-    if (rows.length < LOG_PAGE) break;
+    if (rows.length < page) break;
+    const perRow = Math.max(1, summaries / entries.length);
+    page = Math.min(
+      MAX_LOG_PAGE,
+      Math.max(FIRST_LOG_PAGE, Math.ceil((limit - summaries) / perRow)),
+    );
   }
   return { entries, summaries, unreadable };
 }
