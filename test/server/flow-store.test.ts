@@ -4,7 +4,13 @@ import { FLOW_SORT_KEYS } from '../../src/analysis/flows/model.js';
 import { AuditFeed } from '../../src/server/audit.js';
 import { createFlowStore, type FlowStoreInternals } from '../../src/server/flows/service.js';
 import { appendFlowBatch, type NewFlowSummary } from '../../src/store/flows.js';
-import { postgresSkipReason, STORE_KINDS, testServer, type TestServer } from '../support/server.js';
+import {
+  addWorkloads,
+  postgresSkipReason,
+  STORE_KINDS,
+  testServer,
+  type TestServer,
+} from '../support/server.js';
 
 const MIN = 60_000;
 const now = Date.now();
@@ -84,18 +90,10 @@ describe.each(STORE_KINDS)('flow store on %s', (kind) => {
   beforeEach(async () => {
     if (skip) return;
     s = await testServer(kind);
-    for (const w of workloads) {
-      const r = await s.call({
-        method: 'POST',
-        url: '/api/v1/workloads',
-        payload: {
-          ...w,
-          managed: w.name !== 'box-1',
-          mode: w.name === 'pay-1' ? 'visibility' : 'full',
-        },
-      });
-      expect(r.statusCode, r.body).toBe(201);
-    }
+    await addWorkloads(s, workloads, (w) => ({
+      managed: w.name !== 'box-1',
+      mode: w.name === 'pay-1' ? 'visibility' : 'full',
+    }));
     const d = await s.call({
       method: 'POST',
       url: '/api/v1/policy/draft/apply',

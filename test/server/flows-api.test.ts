@@ -6,7 +6,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FlowPage, FlowRow, MapResult, TimeSeries } from '../../src/analysis/flows/model.js';
 import { EXPORT_COLUMNS } from '../../src/server/routes/flows.js';
-import { postgresSkipReason, STORE_KINDS, testServer, type TestServer } from '../support/server.js';
+import {
+  addWorkloads,
+  postgresSkipReason,
+  STORE_KINDS,
+  testServer,
+  type TestServer,
+} from '../support/server.js';
 
 const MIN = 60_000;
 const at = (minutesAgo: number) => new Date(Date.now() - minutesAgo * MIN).toISOString();
@@ -63,14 +69,7 @@ describe.each(STORE_KINDS)('flow API on %s', (kind) => {
   beforeAll(async () => {
     if (skip) return;
     s = await testServer(kind);
-    for (const w of workloads) {
-      const r = await s.call({
-        method: 'POST',
-        url: '/api/v1/workloads',
-        payload: { ...w, managed: true, mode: 'full' },
-      });
-      expect(r.statusCode, r.body).toBe(201);
-    }
+    await addWorkloads(s, workloads);
     const d = await s.call({
       method: 'POST',
       url: '/api/v1/policy/draft/apply',

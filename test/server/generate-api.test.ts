@@ -9,7 +9,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_SIMULATED_SUMMARIES } from '../../src/server/generate-schemas.js';
 import { appendFlowBatch } from '../../src/store/flows.js';
-import { postgresSkipReason, STORE_KINDS, testServer, type TestServer } from '../support/server.js';
+import {
+  addWorkloads,
+  postgresSkipReason,
+  STORE_KINDS,
+  testServer,
+  type TestServer,
+} from '../support/server.js';
 
 const MIN = 60_000;
 const at = (minutesAgo: number) => new Date(Date.now() - minutesAgo * MIN).toISOString();
@@ -561,14 +567,7 @@ describe.each(STORE_KINDS)('blocked attempts left out of generation on %s', (kin
   beforeAll(async () => {
     if (skip) return;
     s = await testServer(kind);
-    for (const w of workloads) {
-      const r = await s.call({
-        method: 'POST',
-        url: '/api/v1/workloads',
-        payload: { ...w, managed: true, mode: 'full' },
-      });
-      expect(r.statusCode, r.body).toBe(201);
-    }
+    await addWorkloads(s, workloads);
     // api-1 -> db-1:3306 went through 6 times and was blocked twice (a rule changed in
     // between); api-1 -> db-1:22 was only ever blocked: a probe enforcement stopped.
     await appendFlowBatch(

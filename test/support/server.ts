@@ -125,3 +125,20 @@ export async function testServer(kind: StoreKind, existing?: TestStore): Promise
   };
   return server;
 }
+
+/** Adds workloads through the API (each must answer 201), `extra` fields decided per workload. */
+export async function addWorkloads<W extends { name: string }>(
+  s: TestServer,
+  workloads: readonly W[],
+  extra: (w: W) => Record<string, unknown> = () => ({ managed: true, mode: 'full' }),
+): Promise<void> {
+  for (const w of workloads) {
+    const r = await s.call({
+      method: 'POST',
+      url: '/api/v1/workloads',
+      payload: { ...w, ...extra(w) },
+    });
+    if (r.statusCode !== 201)
+      throw new Error(`adding workload ${w.name}: ${r.statusCode} ${r.body}`);
+  }
+}
