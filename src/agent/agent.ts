@@ -74,6 +74,11 @@ export interface AgentStatus {
 
 const DEFAULT_POLL_MS = 30_000;
 const TAMPER_DEBOUNCE_MS = 100;
+/**
+ * Least time between the checks the watch asks for: on a host whose other tables churn, nft
+ * also reports changes it cannot attribute to a table, and each check reads the table.
+ */
+const TAMPER_CHECK_GAP_MS = 1000;
 const VERIFY_EVERY_FLUSHES = 6;
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -107,6 +112,7 @@ export class Agent {
   private deliveryNotBefore = 0;
   private watch: LineStream | null = null;
   private tamperTimer: NodeJS.Timeout | null = null;
+  private tamperCheckedAt = 0;
   private flushing = false;
   private flushes = 0;
   private loops: Promise<void>[] = [];
@@ -118,6 +124,7 @@ export class Agent {
   ) {
     this.enforcer = new Enforcer(parts.firewall, {
       onFullLoad: () => this.collector.tableReloaded(),
+      watchRecognisesLoads: () => this.watch !== null && parts.firewall.recognisesOwnLoads,
     });
     this.collector = new FlowCollector(parts.conntrack, parts.host, parts.log, {
       dumpIntervalMs: settings.conntrackDumpIntervalMs,
@@ -474,13 +481,18 @@ export class Agent {
     if (this.stopping.signal.aborted) return;
     const check = () => {
       if (this.tamperTimer) return;
+      const wait = Math.max(
+        TAMPER_DEBOUNCE_MS,
+        this.tamperCheckedAt + TAMPER_CHECK_GAP_MS - Date.now(),
+      );
       this.tamperTimer = setTimeout(() => {
         this.tamperTimer = null;
+        this.tamperCheckedAt = Date.now();
         this.enforcer
-          .inspect()
+          .inspect({ verify: true, changedByOthers: true })
           .then((i) => (i.tamper ? this.tampered(i.tamper) : undefined))
           .catch((e: unknown) => this.log.warn({ err: errorText(e) }, 'tamper check failed'));
-      }, TAMPER_DEBOUNCE_MS);
+      }, wait);
     };
     try {
       this.watch = this.parts.firewall.watch(check);

@@ -17,7 +17,7 @@ export interface AgentConfig {
   readonly server: string;
   readonly activationCode: string | null;
   readonly stateDir: string;
-  /** Scratch space on tmpfs (the conntrack event stream passes through a file there). */
+  /** Scratch space on tmpfs (the conntrack events and the ruleset watch pass through pipes there). */
   readonly runtimeDir: string;
   /** Overrides the machine's hostname as the workload's name. */
   readonly hostname: string | null;

@@ -31,7 +31,7 @@ export async function runAgent(config: AgentConfig): Promise<void> {
     maxItems: 100_000,
   });
   const agent = new Agent(config, {
-    firewall: nftFirewall(),
+    firewall: nftFirewall(config.runtimeDir),
     conntrack: systemConntrack(config.runtimeDir),
     host: systemHost(),
     state,

@@ -1,92 +1,102 @@
 /**
  * What the agent and the control plane say to each other, from the agent's side. Answers
- * are checked with zod before anything acts on them (a policy goes into the kernel); what
+ * are checked (check.ts) before anything acts on them (a policy goes into the kernel); what
  * the agent sends is typed here and checked against the server's own schemas in the tests.
  * The agent keeps its own copy rather than importing the server's schemas, so it never
  * loads the control plane's code.
  */
-import { z } from 'zod/v3';
+import {
+  array,
+  boolean,
+  count,
+  literal,
+  number,
+  object,
+  oneOf,
+  string,
+  union,
+  type Infer,
+} from './check.js';
 import type { NftState } from '../policy/compile/nft.js';
 
 export const ENFORCEMENT_MODES = ['idle', 'visibility', 'selective', 'full'] as const;
 export type EnforcementMode = (typeof ENFORCEMENT_MODES)[number];
 
-const count = z.number().int().min(0);
-
-export const pairAnswer = z.object({
-  agentId: z.string().min(1).max(128),
-  credential: z.string().min(8).max(512),
-  workload: z.string().min(1).max(128),
-  pollIntervalSeconds: z.number().int().min(1).max(86_400),
+export const pairAnswer = object({
+  agentId: string({ min: 1, max: 128 }),
+  credential: string({ min: 8, max: 512 }),
+  workload: string({ min: 1, max: 128 }),
+  pollIntervalSeconds: number({ int: true, min: 1, max: 86_400 }),
 });
-export type PairAnswer = z.infer<typeof pairAnswer>;
+export type PairAnswer = Infer<typeof pairAnswer>;
 
 /** The heartbeat's answer: where the workload's policy stands. */
-export const policyStanding = z.object({
-  workload: z.string(),
-  revision: count.nullable(),
-  policyVersion: count.nullable(),
-  mode: z.enum(ENFORCEMENT_MODES),
-  pollIntervalSeconds: z.number().int().min(1).max(86_400),
+export const policyStanding = object({
+  workload: string(),
+  revision: count().nullable(),
+  policyVersion: count().nullable(),
+  mode: oneOf(ENFORCEMENT_MODES),
+  pollIntervalSeconds: number({ int: true, min: 1, max: 86_400 }),
 });
-export type PolicyStanding = z.infer<typeof policyStanding>;
+export type PolicyStanding = Infer<typeof policyStanding>;
 
 /** A `policy` server-sent event. */
-export const policyNotice = z.object({
-  workload: z.string(),
-  revision: count.nullable(),
-  policyVersion: count.nullable().optional(),
+export const policyNotice = object({
+  workload: string(),
+  revision: count().nullable(),
+  policyVersion: count().nullable().optional(),
 });
-export type PolicyNotice = z.infer<typeof policyNotice>;
+export type PolicyNotice = Infer<typeof policyNotice>;
 
-const nftName = z
-  .string()
-  .regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'is not an nft set or chain name');
-
-export const nftSet = z.object({
-  name: nftName,
-  declaration: z.string().max(1024),
-  elements: z.array(z.string().max(100)),
-  dynamic: z.boolean(),
+const nftName = string({
+  pattern: /^[A-Za-z_][A-Za-z0-9_]{0,63}$/,
+  patternMessage: 'is not an nft set or chain name',
 });
-export const nftChain = z.object({
+
+export const nftSet = object({
   name: nftName,
-  declaration: z.string().max(256).nullable(),
-  rules: z.array(z.string().max(8192)),
+  declaration: string({ max: 1024 }),
+  elements: array(string({ max: 100 })),
+  dynamic: boolean(),
+});
+export const nftChain = object({
+  name: nftName,
+  declaration: string({ max: 256 }).nullable(),
+  rules: array(string({ max: 8192 })),
 });
 /** The structured table (`NftState` in src/policy/compile/nft.ts). */
-export const nftState = z.object({
-  workload: z.string(),
-  mode: z.enum(ENFORCEMENT_MODES),
-  sets: z.array(nftSet),
-  chains: z.array(nftChain),
-  warnings: z.array(z.string()),
+export const nftState = object({
+  workload: string(),
+  mode: oneOf(ENFORCEMENT_MODES),
+  sets: array(nftSet),
+  chains: array(nftChain),
+  warnings: array(string()),
 });
 
 /** `GET /agent/policy`: one revision of the workload's compiled policy. */
-export const compiledPolicy = z.object({
-  workload: z.string(),
-  policyVersion: count,
-  revision: count,
-  mode: z.enum(ENFORCEMENT_MODES),
+export const compiledPolicy = object({
+  workload: string(),
+  policyVersion: count(),
+  revision: count(),
+  mode: oneOf(ENFORCEMENT_MODES),
   nft: nftState,
-  warnings: z.array(z.string()).default([]),
+  warnings: array(string()).default([]),
 });
 /** As the agent holds it: the table typed as the compiler's own `NftState`. */
-export type CompiledPolicy = Readonly<Omit<z.infer<typeof compiledPolicy>, 'nft' | 'warnings'>> & {
+export type CompiledPolicy = Readonly<Omit<Infer<typeof compiledPolicy>, 'nft' | 'warnings'>> & {
   readonly nft: NftState;
   readonly warnings: readonly string[];
 };
 
-export const flowsAnswer = z.object({
-  batchId: z.string(),
-  accepted: count,
-  duplicate: z.boolean(),
+export const flowsAnswer = object({
+  batchId: string(),
+  accepted: count(),
+  duplicate: boolean(),
 });
 
 /** The control plane's error body. */
-export const errorAnswer = z.object({
-  error: z.object({ code: z.string(), message: z.string() }),
+export const errorAnswer = object({
+  error: object({ code: string(), message: string() }),
 });
 
 // ------------------------------------------------------------------ what the agent sends
@@ -180,26 +190,26 @@ export interface FlowsDroppedReport {
 
 // ------------------------------------------------------------------ what the state dir holds
 
-export const savedCredential = z.object({
-  agentId: z.string().min(1),
-  credential: z.string().min(8),
-  workload: z.string().min(1),
-  server: z.string().min(1),
-  pairedAt: z.string(),
+export const savedCredential = object({
+  agentId: string({ min: 1 }),
+  credential: string({ min: 8 }),
+  workload: string({ min: 1 }),
+  server: string({ min: 1 }),
+  pairedAt: string(),
 });
-export type SavedCredential = z.infer<typeof savedCredential>;
+export type SavedCredential = Infer<typeof savedCredential>;
 
-export const endpoint = z.object({
-  address: z.string().min(2).max(64),
-  port: z.number().int().min(1).max(65535),
+export const endpoint = object({
+  address: string({ min: 2, max: 64 }),
+  port: number({ int: true, min: 1, max: 65535 }),
 });
-export type Endpoint = z.infer<typeof endpoint>;
+export type Endpoint = Infer<typeof endpoint>;
 
 /** The last policy the agent applied, and the control-plane channel it kept open with it. */
-export const savedPolicy = z.object({
+export const savedPolicy = object({
   policy: compiledPolicy,
-  controlPlane: z.array(endpoint),
-  appliedAt: z.string(),
+  controlPlane: array(endpoint),
+  appliedAt: string(),
 });
 export interface SavedPolicy {
   readonly policy: CompiledPolicy;
@@ -208,49 +218,49 @@ export interface SavedPolicy {
 }
 
 /** A spooled flow batch, as written to disk. */
-export const spooledBatch = z.object({
-  batchId: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/),
-  createdAt: z.string(),
-  summaries: z.array(
-    z.object({
-      src: z.string(),
-      dst: z.string(),
-      proto: z.enum(['tcp', 'udp', 'icmp', 'icmpv6']),
-      dport: z.number().int().min(0).max(65535).optional(),
-      process: z.string().max(255).optional(),
-      firstSeen: z.string(),
-      lastSeen: z.string(),
-      connections: count,
-      bytes: count,
-      decision: z.enum(['allowed', 'blocked', 'potentially-blocked']).optional(),
+export const spooledBatch = object({
+  batchId: string({ pattern: /^[A-Za-z0-9._:-]{1,128}$/ }),
+  createdAt: string(),
+  summaries: array(
+    object({
+      src: string(),
+      dst: string(),
+      proto: oneOf(['tcp', 'udp', 'icmp', 'icmpv6']),
+      dport: number({ int: true, min: 0, max: 65535 }).optional(),
+      process: string({ max: 255 }).optional(),
+      firstSeen: string(),
+      lastSeen: string(),
+      connections: count(),
+      bytes: count(),
+      decision: oneOf(['allowed', 'blocked', 'potentially-blocked']).optional(),
     }),
   ),
 });
 
 /** A queued integrity report (tamper, dropped telemetry), as written to disk. */
-export const queuedReport = z.discriminatedUnion('kind', [
-  z.object({
-    kind: z.literal('tamper'),
-    report: z.object({
-      detectedAt: z.string(),
-      table: z.string(),
-      kind: z.enum(['missing', 'changed']),
-      differences: z.array(z.string()),
-      restored: z.boolean(),
-      error: z.string().optional(),
-      revision: count.optional(),
-      policyVersion: count.optional(),
+export const queuedReport = union('kind', {
+  tamper: object({
+    kind: literal('tamper'),
+    report: object({
+      detectedAt: string(),
+      table: string(),
+      kind: oneOf(['missing', 'changed']),
+      differences: array(string()),
+      restored: boolean(),
+      error: string().optional(),
+      revision: count().optional(),
+      policyVersion: count().optional(),
     }),
   }),
-  z.object({
-    kind: z.literal('flows-dropped'),
-    report: z.object({
-      batches: count,
-      summaries: count,
-      firstDroppedAt: z.string(),
-      lastDroppedAt: z.string(),
-      reason: z.string(),
+  'flows-dropped': object({
+    kind: literal('flows-dropped'),
+    report: object({
+      batches: count(),
+      summaries: count(),
+      firstDroppedAt: string(),
+      lastDroppedAt: string(),
+      reason: string(),
     }),
   }),
-]);
-export type QueuedReport = z.infer<typeof queuedReport>;
+});
+export type QueuedReport = Infer<typeof queuedReport>;

@@ -10,6 +10,8 @@ export interface RunOptions {
   readonly timeoutMs?: number;
   /** Exit codes that are not failures (default: only 0). */
   readonly okCodes?: readonly number[];
+  /** Told the child's pid once it runs (the agent recognises its own nft transactions by it). */
+  readonly onSpawn?: (pid: number) => void;
 }
 
 export interface RunResult {
@@ -34,6 +36,7 @@ export function run(command: readonly string[], options: RunOptions = {}): Promi
   if (!file) throw new Error('run: empty command');
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    if (child.pid !== undefined) options.onSpawn?.(child.pid);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let timedOut = false;

@@ -63,7 +63,7 @@ describe('bulkhead agent', () => {
       expect(r.out).toContain('systemctl daemon-reload && systemctl enable --now bulkhead-agent');
       const unit = await readFile(join(root, 'etc/systemd/system/bulkhead-agent.service'), 'utf8');
       expect(unit).toMatch(
-        /ExecStart=\S*node --max-semi-space-size=1 --no-opt \S+main\.js agent --state-dir \/var\/lib\/bulkhead-agent/,
+        /ExecStart=\S*node --max-semi-space-size=1 --no-opt --no-sparkplug \S+main\.js agent --state-dir \/var\/lib\/bulkhead-agent/,
       );
       const env = await readFile(join(root, 'etc/bulkhead/agent.env'), 'utf8');
       expect(env).toContain('BULKHEAD_AGENT_SERVER=https://cp.example:7480\n');

@@ -256,6 +256,85 @@ describe('the enforcer', () => {
       error: 'nft: Operation not permitted',
     });
   });
+
+  describe('while the watch recognises its loads', () => {
+    /** A kernel whose first peer set gained an address: what `nft add element` leaves. */
+    const withExtraPeer = (kernel: unknown) => {
+      const json = structuredClone(kernel) as { nftables: Record<string, { elem?: unknown[] }>[] };
+      const set = json.nftables.find((i) => i.set?.elem?.length)!.set!;
+      set.elem = [...set.elem!, '198.18.99.99'];
+      return json;
+    };
+    const setUp = () => {
+      const journal: string[] = [];
+      const fw = new FakeFirewall(journal);
+      fw.recognisesOwnLoads = true;
+      let clock = 1_000_000;
+      const e = new Enforcer(
+        fw,
+        { watchRecognisesLoads: () => fw.recognisesOwnLoads },
+        () => new Date(clock),
+      );
+      return { fw, e, journal, later: (ms: number) => (clock += ms) };
+    };
+
+    it('does not read a load back: the next reading of the table becomes the baseline', async () => {
+      const { fw, e, journal, later } = setUp();
+      await e.apply(estatePolicy(1), CP);
+      await e.apply({ ...estatePolicy(2), nft: estateState('shop-api-1') }, CP);
+      expect(journal).toEqual(['firewall.load', 'firewall.load']);
+      // The flush's plain reading adopts the table; a later difference is found as before.
+      expect(await e.inspect({ verify: false })).toMatchObject({ tamper: null });
+      later(60_000);
+      fw.kernel = withExtraPeer(fw.kernel);
+      expect((await e.inspect()).tamper).toMatchObject({
+        kind: 'changed',
+        restored: true,
+        differences: [
+          expect.stringMatching(/^set \w+: 0 element\(s\) missing, 1 element\(s\) added$/),
+        ],
+      });
+    });
+
+    it("restores a change of someone else's that came before the baseline was read, and says what it undid", async () => {
+      const { fw, e, later } = setUp();
+      await e.apply(estatePolicy(1), CP);
+      // Someone adds a peer before any reading: the watch reports it, the baseline cannot.
+      fw.kernel = withExtraPeer(fw.kernel);
+      const { tamper } = await e.inspect({ verify: true, changedByOthers: true });
+      expect(tamper).toMatchObject({
+        restored: true,
+        differences: [expect.stringMatching(/1 element\(s\) added$/)],
+      });
+      expect(fw.loads.at(-1)).toBe(fw.loads[0]);
+      // The same change just after a deferred baseline was adopted (the watch reports late).
+      await e.apply({ ...estatePolicy(2), nft: estateState('shop-api-1') }, CP);
+      fw.kernel = withExtraPeer(fw.kernel);
+      expect(await e.inspect({ verify: false })).toMatchObject({ tamper: null });
+      later(1000);
+      expect(
+        (await e.inspect({ verify: true, changedByOthers: true })).tamper?.differences,
+      ).toEqual([expect.stringMatching(/1 element\(s\) added$/)]);
+      // Once the baseline is settled, a report that changed nothing restores nothing.
+      later(60_000);
+      const loads = fw.loads.length;
+      expect(await e.inspect({ verify: true, changedByOthers: true })).toMatchObject({
+        tamper: null,
+      });
+      expect(fw.loads).toHaveLength(loads);
+    });
+
+    it('without the watch, reads every load back and restores only on a difference', async () => {
+      const { fw, e, journal } = setUp();
+      fw.recognisesOwnLoads = false;
+      await e.apply(estatePolicy(1), CP);
+      expect(journal).toEqual(['firewall.load', 'firewall.read']);
+      expect(await e.inspect({ verify: true, changedByOthers: true })).toMatchObject({
+        tamper: null,
+      });
+      expect(fw.loads).toHaveLength(1);
+    });
+  });
 });
 
 // --- The same scripts through the real nft --------------------------------------------------

@@ -1,11 +1,12 @@
 /**
  * The parsers over output recorded on a real host (test/agent/fixtures): conntrack events
- * and dumps, ss, ip -j addr, nft -j, who, os-release.
+ * and dumps, ss, ip -j addr, nft -j, nft monitor, who, os-release.
  */
 import { describe, expect, it } from 'vitest';
 import { isEventLossNotice, parseConntrackLine } from '../../src/agent/parse/conntrack.js';
 import { localAddresses, parseIpAddr, workloadAddresses } from '../../src/agent/parse/ip-addr.js';
 import { parseNftListing, recordedElements } from '../../src/agent/parse/nft-json.js';
+import { monitorLine } from '../../src/agent/parse/nft-monitor.js';
 import { describeOs, parseOsRelease } from '../../src/agent/parse/os-release.js';
 import { isListening, parseSs, parseSsLine } from '../../src/agent/parse/ss.js';
 import { parsePasswd, parseWho, statusUid } from '../../src/agent/parse/users.js';
@@ -243,6 +244,38 @@ describe('nft -j list table', () => {
       },
     ]);
     expect(() => parseNftListing({ tables: [] })).toThrow(/unexpected output/);
+  });
+});
+
+describe('nft monitor', () => {
+  it("groups lines into transactions: whether each touched Bulkhead's table, and who committed it", () => {
+    // Recorded with stderr in the same stream: an incremental update, someone adding a peer
+    // (nft 1.0.6 lost track of the set when the update deleted the rules naming it, so it
+    // warns instead of printing the element), the host's own table, `nft flush ruleset`.
+    const transactions: { touched: boolean; pid: number | null }[] = [];
+    let touched = false;
+    for (const line of lines('nft-monitor.out')) {
+      const m = monitorLine(line, 'inet bulkhead');
+      if (m?.kind === 'touched') touched = true;
+      if (m?.kind === 'committed') {
+        transactions.push({ touched, pid: m.pid });
+        touched = false;
+      }
+    }
+    expect(transactions).toEqual([
+      { touched: true, pid: 14142 },
+      { touched: true, pid: 14144 },
+      { touched: false, pid: 14148 },
+      { touched: true, pid: 14151 },
+    ]);
+    expect(monitorLine('# ERROR: We lost some netlink events!', 'inet bulkhead')).toEqual({
+      kind: 'lost',
+    });
+    expect(monitorLine('# new generation 7', 'inet bulkhead')).toEqual({
+      kind: 'committed',
+      pid: null,
+    });
+    expect(monitorLine('add table inet bulkhead_lab', 'inet bulkhead')).toBeNull();
   });
 });
 

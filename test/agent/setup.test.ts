@@ -83,7 +83,7 @@ describe('the systemd unit', () => {
     });
     const unit = await readFile(written.unit, 'utf8');
     expect(unit).toContain(
-      'ExecStart=/opt/node/bin/node --max-semi-space-size=1 --no-opt /opt/bulkhead/dist/src/cli/main.js agent --state-dir /var/lib/bulkhead-agent',
+      'ExecStart=/opt/node/bin/node --max-semi-space-size=1 --no-opt --no-sparkplug /opt/bulkhead/dist/src/cli/main.js agent --state-dir /var/lib/bulkhead-agent',
     );
     expect(unit).toContain('EnvironmentFile=/etc/bulkhead/agent.env');
     expect(unit).toContain('Restart=always');

@@ -4,10 +4,8 @@
  * child streams events (through a named pipe); `conntrack -L` dumps catch what the event
  * stream missed.
  */
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { eachLine, streamLinesViaFifo, type LineStream } from './lines.js';
+import { eachLine, fifoPath, streamLinesViaFifo, type LineStream } from './lines.js';
 
 export interface ConntrackAdapter {
   /** Streams NEW and DESTROY events, with conntrack ids; stderr lines go to `onNotice`. */
@@ -26,31 +24,19 @@ const ACCOUNTING = '/proc/sys/net/netfilter/nf_conntrack_acct';
 /** A larger receive buffer makes the kernel drop fewer events under bursts. */
 const EVENT_BUFFER_BYTES = String(8 * 1024 * 1024);
 
-/** Pipes of agents that died without cleaning up (killed). */
-function removeStaleFiles(dir: string): void {
-  for (const name of readdirSync(dir)) {
-    const m = /^conntrack-events\.(\d+)\.fifo$/.exec(name);
-    if (m && Number(m[1]) !== process.pid && !existsSync(`/proc/${m[1]}`))
-      rmSync(join(dir, name), { force: true });
-  }
-}
-
 /**
  * `runtimeDir` (tmpfs, e.g. /run/bulkhead-agent) holds the named pipe the event stream
  * passes through (see `streamLinesViaFifo`); one per agent process.
  */
 export function systemConntrack(runtimeDir: string, conntrack = 'conntrack'): ConntrackAdapter {
   return {
-    events: (onLine, onNotice) => {
-      mkdirSync(runtimeDir, { recursive: true, mode: 0o700 });
-      removeStaleFiles(runtimeDir);
-      return streamLinesViaFifo(
+    events: (onLine, onNotice) =>
+      streamLinesViaFifo(
         [conntrack, '-E', '-e', 'NEW,DESTROY', '-o', 'id', '-b', EVENT_BUFFER_BYTES],
         onLine,
         onNotice,
-        { path: join(runtimeDir, `conntrack-events.${process.pid}.fifo`) },
-      );
-    },
+        { path: fifoPath(runtimeDir, 'conntrack-events') },
+      ),
     dump: (onLine) => eachLine([conntrack, '-L', '-o', 'id'], onLine),
     async enableAccounting() {
       const now = (await readFile(ACCOUNTING, 'utf8')).trim();

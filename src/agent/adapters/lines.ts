@@ -4,7 +4,17 @@
  * src/host/run.ts: an argument array, never a shell.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, constants, openSync, readSync, rmSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  readdirSync,
+  rmSync,
+} from 'node:fs';
+import { join } from 'node:path';
 import { run } from '../../host/run.js';
 
 export interface ChildExit {
@@ -84,11 +94,31 @@ export async function eachLine(
     );
 }
 
+/**
+ * The path of this process's named pipe `name` in `dir` (made if missing), after removing
+ * the pipes of that name that agents killed before they could clean up left behind.
+ */
+export function fifoPath(dir: string, name: string): string {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const pattern = new RegExp(`^${name}\\.(\\d+)\\.fifo$`);
+  for (const file of readdirSync(dir)) {
+    const m = pattern.exec(file);
+    if (m && Number(m[1]) !== process.pid && !existsSync(`/proc/${m[1]}`))
+      rmSync(join(dir, file), { force: true });
+  }
+  return join(dir, `${name}.${process.pid}.fifo`);
+}
+
 export interface FifoStreamOptions {
   /** Where to make the named pipe the child writes to (on tmpfs; one per stream). */
   readonly path: string;
   /** How often the pipe is read when it is quiet (sooner while lines pour in). */
   readonly pollMs?: number;
+  /**
+   * The child's stderr goes into the same pipe, its lines to `onLine` in the order the
+   * child wrote them (a warning then belongs to the event printed around it).
+   */
+  readonly mergeStderr?: boolean;
 }
 
 /**
@@ -126,7 +156,9 @@ export function streamLinesViaFifo(
     let child;
     try {
       if (stopped) throw new Error(`${command.join(' ')}: stopped before it started`);
-      child = spawn(file, args, { stdio: ['ignore', writer, 'pipe'] });
+      child = spawn(file, args, {
+        stdio: ['ignore', writer, options.mergeStderr ? writer : 'pipe'],
+      });
     } catch (e) {
       closeSync(reader);
       rmSync(path, { force: true });
@@ -149,7 +181,8 @@ export function streamLinesViaFifo(
       }),
     );
     const split = lineSplitter(onLine);
-    const buffer = Buffer.allocUnsafe(256 * 1024);
+    // A pipe holds 64 KiB: no read returns more, and a larger buffer is resident for nothing.
+    const buffer = Buffer.allocUnsafe(64 * 1024);
     let open = true;
     /** Reads what the pipe holds; the number of bytes read. */
     const drain = (): number => {

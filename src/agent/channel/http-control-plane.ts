@@ -1,11 +1,11 @@
 /**
  * The control-plane channel over HTTP(S), with node's own http client: one kept-alive
  * connection for the calls, one for the event stream. Every answer the agent acts on is
- * checked with zod; every failure becomes ControlPlaneUnavailable (retry later) or
+ * checked (check.ts); every failure becomes ControlPlaneUnavailable (retry later) or
  * ControlPlaneRefused (the control plane said no).
  */
 import http from 'node:http';
-import type { ZodType, ZodTypeDef } from 'zod/v3';
+import type { Schema } from '../check.js';
 import {
   ControlPlaneAnswerInvalid,
   ControlPlaneRefused,
@@ -139,7 +139,7 @@ export async function httpControlPlane(options: HttpControlPlaneOptions): Promis
     }
   }
 
-  function parse<T>(call: string, answer: Answer, schema: ZodType<T, ZodTypeDef, unknown>): T {
+  function parse<T>(call: string, answer: Answer, schema: Schema<T>): T {
     let value: unknown;
     try {
       value = JSON.parse(answer.text);
@@ -163,7 +163,7 @@ export async function httpControlPlane(options: HttpControlPlaneOptions): Promis
     method: string,
     path: string,
     body: unknown,
-    schema: ZodType<T, ZodTypeDef, unknown>,
+    schema: Schema<T>,
   ): Promise<T> {
     const answer = await send(method, path, body);
     judge(name, answer);

@@ -7,8 +7,14 @@
  *   update fails. A failed load leaves the kernel as it was (nft loads all or nothing).
  * - Every table carries the control-plane exception (control-plane.ts) and is checked to
  *   stay inside Bulkhead's table (containment.ts) before it is printed.
- * - After each load the table is read back as the baseline; `inspect` compares the kernel
- *   with it and, on any difference, reloads the whole table and says what it found.
+ * - The table as the kernel holds it after a load is the baseline; `inspect` compares the
+ *   kernel with it and, on any difference, reloads the whole table and says what it found.
+ *   While the ruleset watch runs and recognises the agent's own loads, a load is not read
+ *   back at once (that read costs as much as the load itself): the next reading of the
+ *   table, at the latest the next flush's, becomes the baseline. A change someone else made
+ *   meanwhile could hide in such a baseline, so a transaction of someone else's seen before
+ *   it was adopted, or soon after (the watch reports late under load), ends with the whole
+ *   table reloaded and compared with what was there before.
  *
  * Operations are serialised: a check never reads the table half-way through a load.
  */
@@ -49,22 +55,45 @@ export interface Inspection {
   readonly tamper: TamperFinding | null;
 }
 
-export interface EnforcerEvents {
+export interface EnforcerOptions {
   /** The whole table was loaded (its recording sets start empty). */
   onFullLoad?(): void;
+  /**
+   * The ruleset watch runs and recognises the agent's own loads, so every other change to
+   * the table reaches `inspect` with `changedByOthers`.
+   */
+  watchRecognisesLoads?(): boolean;
 }
+
+export interface InspectOptions {
+  /** Compare with the baseline (and restore on a difference); a plain reading does not. */
+  readonly verify: boolean;
+  /**
+   * The watch saw someone else change the table: restore it even if the baseline cannot
+   * tell (it may have been read after that change), and report what the restore undid.
+   */
+  readonly changedByOthers?: boolean;
+}
+
+/** How long after a deferred baseline was read a change of someone else's may predate it. */
+const SUSPECT_MS = 5000;
 
 export class Enforcer {
   private current: AppliedPolicy | null = null;
-  /** The kernel's table right after the last load; undefined when it could not be read. */
+  /**
+   * The kernel's table after the last load; undefined until a reading is adopted (the load
+   * was not read back, or the read failed).
+   */
   private baseline: TableSnapshot | null | undefined = undefined;
+  /** When a deferred baseline was adopted (ms), while it may still hide a change. */
+  private adoptedAt: number | null = null;
   /** The kernel may not hold `current` exactly (a load failed half-way through our plan). */
   private unsure = true;
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly firewall: FirewallAdapter,
-    private readonly events: EnforcerEvents = {},
+    private readonly options: EnforcerOptions = {},
     private readonly now: () => Date = () => new Date(),
   ) {}
 
@@ -85,8 +114,8 @@ export class Enforcer {
    * Reads the table; with `verify`, compares it with what was loaded and restores it if
    * it differs.
    */
-  inspect(options: { verify: boolean } = { verify: true }): Promise<Inspection> {
-    return this.serially(() => this.inspectNow(options.verify));
+  inspect(options: InspectOptions = { verify: true }): Promise<Inspection> {
+    return this.serially(() => this.inspectNow(options.verify, options.changedByOthers ?? false));
   }
 
   private serially<T>(work: () => Promise<T>): Promise<T> {
@@ -119,8 +148,8 @@ export class Enforcer {
       try {
         await this.firewall.load(update.text);
         this.current = next;
-        if (update.replacesTable) this.events.onFullLoad?.();
-        await this.takeBaseline();
+        if (update.replacesTable) this.options.onFullLoad?.();
+        await this.loaded();
         return { ok: true, how: update.replacesTable ? 'full' : 'incremental' };
       } catch {
         // The kernel may not hold what the update started from: load the whole table instead.
@@ -135,9 +164,24 @@ export class Enforcer {
     }
     this.current = next;
     this.unsure = false;
-    this.events.onFullLoad?.();
-    await this.takeBaseline();
+    this.options.onFullLoad?.();
+    await this.loaded();
     return { ok: true, how: 'full' };
+  }
+
+  /** After a load: the baseline now, or at the next reading when the watch vouches for it. */
+  private async loaded(): Promise<void> {
+    if (this.options.watchRecognisesLoads?.()) this.baseline = undefined;
+    else await this.takeBaseline();
+  }
+
+  /** A change of someone else's may be in the baseline, or in the one about to be adopted. */
+  private suspect(): boolean {
+    if (this.baseline === undefined) return true;
+    if (this.adoptedAt === null) return false;
+    if (this.now().getTime() - this.adoptedAt < SUSPECT_MS) return true;
+    this.adoptedAt = null;
+    return false;
   }
 
   private dynamicSets(): Set<string> {
@@ -150,6 +194,7 @@ export class Enforcer {
   }
 
   private async takeBaseline(): Promise<void> {
+    this.adoptedAt = null;
     try {
       this.baseline = snapshotOf(await this.read(), this.dynamicSets());
     } catch {
@@ -158,31 +203,44 @@ export class Enforcer {
     }
   }
 
-  private async inspectNow(verify: boolean): Promise<Inspection> {
+  private async inspectNow(verify: boolean, changedByOthers: boolean): Promise<Inspection> {
     if (!this.current) return { listing: null, tamper: null };
     const listing = await this.read();
-    if (!verify) return { listing, tamper: null };
+    if (!verify && !changedByOthers && this.baseline !== undefined)
+      return { listing, tamper: null };
     const seen = snapshotOf(listing, this.dynamicSets());
-    if (this.baseline === undefined) {
+    // Only with the watch's word: without it, the agent's own restore would wake the check
+    // again, and every baseline was read right after its load anyway.
+    const restoreAnyway =
+      changedByOthers && (this.options.watchRecognisesLoads?.() ?? false) && this.suspect();
+    if (this.baseline === undefined && !restoreAnyway) {
       this.baseline = seen;
+      this.adoptedAt = this.now().getTime();
       return { listing, tamper: null };
     }
-    const differences = tableDifferences(this.baseline, seen, TABLE_NAME);
-    if (differences.length === 0) return { listing, tamper: null };
+    let differences =
+      this.baseline === undefined ? [] : tableDifferences(this.baseline, seen, TABLE_NAME);
+    if (differences.length === 0 && !restoreAnyway) return { listing, tamper: null };
     const detectedAt = this.now().toISOString();
     const kind = seen === null ? 'missing' : 'changed';
     try {
       await this.firewall.load(nftScript(this.current.effective));
-      this.unsure = false;
-      this.events.onFullLoad?.();
-      await this.takeBaseline();
-      return { listing, tamper: { detectedAt, kind, differences, restored: true } };
     } catch (e) {
       this.unsure = true;
+      if (differences.length === 0)
+        differences = ['changed by another process (not compared: the restore failed)'];
       return {
         listing,
         tamper: { detectedAt, kind, differences, restored: false, error: errorText(e) },
       };
     }
+    this.unsure = false;
+    this.options.onFullLoad?.();
+    await this.takeBaseline();
+    // What the restore undid, when the old baseline could not say (it may hold the change).
+    if (differences.length === 0 && this.baseline !== undefined)
+      differences = tableDifferences(this.baseline, seen, TABLE_NAME);
+    if (differences.length === 0) return { listing, tamper: null };
+    return { listing, tamper: { detectedAt, kind, differences, restored: true } };
   }
 }

@@ -11,7 +11,7 @@
  * the conntrack id is the last `id=` (an ICMP entry has its echo id before it). Byte counts
  * appear only when the kernel accounts them (`net.netfilter.nf_conntrack_acct`).
  *
- * Hot path (a line per new and per ended connection): a handful of indexOf calls and two
+ * Hot path (a line per new and per ended connection): a handful of indexOf calls and a few
  * slices per line, no splitting, no regular expressions.
  */
 
@@ -36,15 +36,11 @@ const SPACE = 32;
 
 /** The decimal number at `at` (up to the next non-digit), or -1. */
 function numberAt(line: string, at: number): number {
-  let n = 0;
-  let digits = 0;
-  for (let i = at; i < line.length; i++) {
-    const c = line.charCodeAt(i) - 48;
-    if (c < 0 || c > 9) break;
-    n = n * 10 + c;
-    digits++;
-  }
-  return digits === 0 ? -1 : n;
+  const c = line.charCodeAt(at);
+  if (!(c >= 48 && c <= 57)) return -1;
+  // parseInt stops at the first non-digit; a digit loop in JavaScript costs four times more
+  // in the agent's interpreter-only runtime (--no-opt), twice per connection and field.
+  return parseInt(line.slice(at, at + 24), 10);
 }
 
 /** The value of the first ` key=` at or after `from`, as [start, end), or null. */

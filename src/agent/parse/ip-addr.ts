@@ -2,21 +2,19 @@
  * `ip -j addr show` (iproute2 6.x), as recorded in test/agent/fixtures/ip-j-addr.out: one
  * object per interface, its addresses in `addr_info` with `local` and `prefixlen`.
  */
-import { z } from 'zod/v3';
+import { array, number, object, string } from '../check.js';
 import type { InterfaceReport } from '../wire.js';
 
-const ipAddrJson = z.array(
-  z.object({
-    ifname: z.string().min(1),
-    addr_info: z
-      .array(
-        z.object({
-          family: z.string().optional(),
-          local: z.string().optional(),
-          prefixlen: z.number().int().min(0).max(128).optional(),
-        }),
-      )
-      .default([]),
+const ipAddrJson = array(
+  object({
+    ifname: string({ min: 1 }),
+    addr_info: array(
+      object({
+        family: string().optional(),
+        local: string().optional(),
+        prefixlen: number({ int: true, min: 0, max: 128 }).optional(),
+      }),
+    ).default([]),
   }),
 );
 

@@ -9,7 +9,7 @@
  */
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { z, type ZodType, type ZodTypeDef } from 'zod/v3';
+import { number, object, string, type Infer, type Schema } from '../check.js';
 import { StateDirError, errorText } from '../errors.js';
 import { DIR_MODE, readJson, writeJsonAtomic } from './files.js';
 
@@ -43,13 +43,13 @@ export function evictionPlan(
   return { dropOldest: drop, acceptIncoming: true };
 }
 
-const droppedFile = z.object({
-  items: z.number().int().min(0),
-  weight: z.number().int().min(0),
-  firstAt: z.string().nullable(),
-  lastAt: z.string().nullable(),
+const droppedFile = object({
+  items: number({ int: true, min: 0 }),
+  weight: number({ int: true, min: 0 }),
+  firstAt: string().nullable(),
+  lastAt: string().nullable(),
 });
-export type DroppedCount = z.infer<typeof droppedFile>;
+export type DroppedCount = Infer<typeof droppedFile>;
 const NOTHING_DROPPED: DroppedCount = { items: 0, weight: 0, firstAt: null, lastAt: null };
 
 const FILE = /^(\d{16})-(\d+)\.json$/;
@@ -69,7 +69,7 @@ export interface QueuedItem<T> {
 export class DiskQueue<T> {
   private constructor(
     private readonly dir: string,
-    private readonly schema: ZodType<T, ZodTypeDef, unknown>,
+    private readonly schema: Schema<T>,
     private readonly bound: QueueBound,
     private slots: Slot[],
     private droppedCount: DroppedCount,
@@ -78,7 +78,7 @@ export class DiskQueue<T> {
 
   static async open<T>(
     dir: string,
-    schema: ZodType<T, ZodTypeDef, unknown>,
+    schema: Schema<T>,
     bound: QueueBound,
     now: () => Date = () => new Date(),
   ): Promise<DiskQueue<T>> {

@@ -1,12 +1,12 @@
 /**
  * Files in the state directory: written atomically (a temporary file in the same directory,
  * flushed, then renamed over the old one), so a crash leaves the old file or the new one,
- * never half of either; readable only by root (0600); validated with zod on the way back
+ * never half of either; readable only by root (0600); checked (check.ts) on the way back
  * in, since anything on disk may have been damaged or edited.
  */
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import type { ZodType, ZodTypeDef } from 'zod/v3';
+import type { Schema } from '../check.js';
 import { StateDirError, errorText } from '../errors.js';
 
 export const FILE_MODE = 0o600;
@@ -36,10 +36,7 @@ export async function writeJsonAtomic(path: string, value: unknown): Promise<voi
 }
 
 /** The file's content, checked against `schema`; null when there is no such file. */
-export async function readJson<T>(
-  path: string,
-  schema: ZodType<T, ZodTypeDef, unknown>,
-): Promise<T | null> {
+export async function readJson<T>(path: string, schema: Schema<T>): Promise<T | null> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');

@@ -21,11 +21,11 @@ import {
   type SavedCredential,
   type SavedPolicy,
 } from '../wire.js';
-import type { z } from 'zod/v3';
+import type { Infer } from '../check.js';
 import { DiskQueue, type QueueBound } from './disk-queue.js';
 import { DIR_MODE, readJson, writeJsonAtomic } from './files.js';
 
-export type SpooledBatch = z.infer<typeof spooledBatch>;
+export type SpooledBatch = Infer<typeof spooledBatch>;
 
 export interface StateDir {
   readonly path: string;

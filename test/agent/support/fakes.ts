@@ -55,6 +55,8 @@ export class FakeFirewall implements FirewallAdapter {
   kernel: unknown = null;
   /** Makes the next loads fail (nft refusing a script), one error per load. */
   failures: Error[] = [];
+  /** Whether the watch tells the agent's loads from others' (it never reports them here). */
+  recognisesOwnLoads = false;
   private readonly watchers = new Set<() => void>();
 
   constructor(
