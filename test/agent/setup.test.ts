@@ -8,7 +8,12 @@ import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { lineSplitter, streamLinesViaFifo } from '../../src/agent/adapters/lines.js';
+import {
+  eachLine,
+  fifoPath,
+  lineSplitter,
+  streamLinesViaFifo,
+} from '../../src/agent/adapters/lines.js';
 import { SseParser } from '../../src/agent/channel/sse.js';
 import { agentConfig } from '../../src/agent/config.js';
 import { AgentConfigError } from '../../src/agent/errors.js';
@@ -124,6 +129,25 @@ describe('line readers', () => {
     const split = lineSplitter((l) => lines.push(l));
     for (const chunk of ['a', 'b\ncd', '\n', '\nef', 'g\n']) split(chunk);
     expect(lines).toEqual(['ab', 'cd', '', 'efg']);
+  });
+
+  it('runs a command to its end through a named pipe, and says when it failed', async () => {
+    const fifo = { path: fifoPath(join(dir, 'run'), 'dump'), pollMs: 10 };
+    const lines: string[] = [];
+    await eachLine(
+      [process.execPath, '-e', "for (let i = 0; i < 5000; i++) console.log('entry ' + i)"],
+      (l) => lines.push(l),
+      fifo,
+    );
+    expect(lines).toHaveLength(5000);
+    expect(lines.at(-1)).toBe('entry 4999');
+    await expect(
+      eachLine(
+        [process.execPath, '-e', "console.error('no table'); process.exit(1)"],
+        () => {},
+        fifo,
+      ),
+    ).rejects.toThrow(/exited 1: no table/);
   });
 
   it('reads a fast child through a named pipe, every line, and removes the pipe after', async () => {

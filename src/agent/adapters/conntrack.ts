@@ -1,8 +1,8 @@
 /**
  * The conntrack adapter: new and ended connections from the kernel's connection tracker,
  * as raw lines (parsing is pure, in parse/conntrack.ts). One long-running `conntrack -E`
- * child streams events (through a named pipe); `conntrack -L` dumps catch what the event
- * stream missed.
+ * child streams events (through a named pipe); `conntrack -L` dumps (through another) catch
+ * what the event stream missed.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { eachLine, fifoPath, streamLinesViaFifo, type LineStream } from './lines.js';
@@ -25,8 +25,8 @@ const ACCOUNTING = '/proc/sys/net/netfilter/nf_conntrack_acct';
 const EVENT_BUFFER_BYTES = String(8 * 1024 * 1024);
 
 /**
- * `runtimeDir` (tmpfs, e.g. /run/bulkhead-agent) holds the named pipe the event stream
- * passes through (see `streamLinesViaFifo`); one per agent process.
+ * `runtimeDir` (tmpfs, e.g. /run/bulkhead-agent) holds the named pipes the events and the
+ * dumps pass through (see `streamLinesViaFifo`); one of each per agent process.
  */
 export function systemConntrack(runtimeDir: string, conntrack = 'conntrack'): ConntrackAdapter {
   return {
@@ -37,7 +37,12 @@ export function systemConntrack(runtimeDir: string, conntrack = 'conntrack'): Co
         onNotice,
         { path: fifoPath(runtimeDir, 'conntrack-events') },
       ),
-    dump: (onLine) => eachLine([conntrack, '-L', '-o', 'id'], onLine),
+    // A busy table lists 100k+ connections: the same pipe-and-poll path as the events.
+    dump: (onLine) =>
+      eachLine([conntrack, '-L', '-o', 'id'], onLine, {
+        path: fifoPath(runtimeDir, 'conntrack-dump'),
+        pollMs: 10,
+      }),
     async enableAccounting() {
       const now = (await readFile(ACCOUNTING, 'utf8')).trim();
       if (now !== '0') return false;

@@ -35,13 +35,21 @@ export interface LineStream {
 export function lineSplitter(onLine: (line: string) => void): (chunk: string) => void {
   let carry = '';
   return (chunk) => {
-    const text = carry + chunk;
     let start = 0;
-    for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
-      onLine(text.slice(start, nl));
+    let nl = chunk.indexOf('\n');
+    // Only the line split across chunks is joined: joining whole chunks would copy every
+    // chunk once more (thousands of lines a second come through here).
+    if (carry !== '' && nl >= 0) {
+      onLine(carry + chunk.slice(0, nl));
+      carry = '';
+      start = nl + 1;
+      nl = chunk.indexOf('\n', start);
+    }
+    for (; nl >= 0; nl = chunk.indexOf('\n', start)) {
+      onLine(chunk.slice(start, nl));
       start = nl + 1;
     }
-    carry = text.slice(start);
+    carry += chunk.slice(start);
     // A line never grows without bound: a runaway child cannot exhaust the agent's memory.
     if (carry.length > 1 << 20) carry = '';
   };
@@ -82,12 +90,19 @@ export function streamLines(
   };
 }
 
-/** Runs a command to completion, streaming its lines; rejects unless it exits 0. */
+/**
+ * Runs a command to completion, streaming its lines; rejects unless it exits 0. With `fifo`,
+ * through a named pipe (see `streamLinesViaFifo`), for output of many lines.
+ */
 export async function eachLine(
   command: readonly string[],
   onLine: (line: string) => void,
+  fifo?: FifoStreamOptions,
 ): Promise<void> {
-  const exit = await streamLines(command, onLine).ended;
+  const stream = fifo
+    ? streamLinesViaFifo(command, onLine, () => undefined, fifo)
+    : streamLines(command, onLine);
+  const exit = await stream.ended;
   if (exit.code !== 0)
     throw new Error(
       `${command.join(' ')}: exited ${exit.code ?? exit.signal}${exit.stderr ? `: ${exit.stderr}` : ''}`,
@@ -181,8 +196,9 @@ export function streamLinesViaFifo(
       }),
     );
     const split = lineSplitter(onLine);
-    // A pipe holds 64 KiB: no read returns more, and a larger buffer is resident for nothing.
-    const buffer = Buffer.allocUnsafe(64 * 1024);
+    // Pieces of a quarter of the pipe (which holds 64 KiB): each piece's text stays alive
+    // while its lines are handled, and the agent's young generation is small.
+    const buffer = Buffer.allocUnsafe(16 * 1024);
     let open = true;
     /** Reads what the pipe holds; the number of bytes read. */
     const drain = (): number => {
