@@ -265,6 +265,16 @@ describe("what the agent sends passes the control plane's schemas", () => {
       new SocketTable(host.socketList),
     );
     expect(inventory.listening.length).toBeGreaterThan(10);
+    // Listed in a stable order, the same on every host: protocol, then port, then address.
+    const order = inventory.listening.map((l) => [l.proto, l.port, l.address ?? ''] as const);
+    const sorted = [...order].sort(
+      (x, y) =>
+        (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0) ||
+        x[1] - y[1] ||
+        (x[2] < y[2] ? -1 : x[2] > y[2] ? 1 : 0),
+    );
+    expect(order).toEqual(sorted);
+    expect(new Set(order.map((o) => o[0]))).toEqual(new Set(['tcp', 'udp']));
     expect(inventoryBody.safeParse(inventory).error).toBeUndefined();
     expect(
       pairBody.safeParse({
