@@ -54,6 +54,15 @@ export interface ApiBenchResult {
   readonly serverMicrosPerSummary: number;
   /** Direct inserts of the same batches into the same store, no HTTP. */
   readonly baselineSummariesPerSecond: number;
+  /**
+   * Summaries not yet rolled up into the flow store's buckets when the load ended, and how
+   * long the background roll-up then took to clear them: ingest that only piles up in the
+   * log would not count.
+   */
+  readonly pendingAtEnd: number;
+  readonly rollupCatchUpSeconds: number;
+  /** Summaries per second ingested and rolled up: from the first request until the roll-up caught up. */
+  readonly rolledUpPerSecond: number;
 }
 
 const OWNER = 'bench-owner-key-0123456789abcdef';
@@ -182,6 +191,25 @@ function startServer(env: NodeJS.ProcessEnv): Promise<RunningServer> {
     });
     child.on('exit', (code) => reject(new Error(`server exited ${code}: ${err}`)));
   });
+}
+
+/** Waits for the server's roll-up to clear the log; what was pending at first, and how long it took. */
+async function rollupCatchUp(url: string): Promise<{ pending: number; seconds: number }> {
+  const started = performance.now();
+  const pendingNow = async (): Promise<number> => {
+    const res = await fetch(new URL('/api/v1/flows/status', url), {
+      headers: { authorization: `Bearer ${OWNER}` },
+    });
+    if (!res.ok) throw new Error(`GET /flows/status: ${res.status} ${await res.text()}`);
+    return ((await res.json()) as { pendingSummaries: number }).pendingSummaries;
+  };
+  const pending = await pendingNow();
+  for (let left = pending; left > 0; left = await pendingNow()) {
+    if (performance.now() - started > 300_000)
+      throw new Error(`the roll-up still had ${left} summaries pending after 300 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { pending, seconds: pending === 0 ? 0 : (performance.now() - started) / 1000 };
 }
 
 async function stopServer(server: RunningServer): Promise<void> {
@@ -364,6 +392,7 @@ export async function runApiBench(
         const cpuBefore = await cpuSeconds(server.child.pid!);
         const run = await drive(server.url, credentials, options);
         const serverCpu = (await cpuSeconds(server.child.pid!)) - cpuBefore;
+        const caughtUp = await rollupCatchUp(server.url);
         const flowBatches = summarise(run.batches);
         const result: ApiBenchResult = {
           store: kind,
@@ -376,12 +405,17 @@ export async function runApiBench(
           generatorCores: run.generatorCpu,
           serverMicrosPerSummary: (serverCpu * 1e6) / (flowBatches.requests * options.batchSize),
           baselineSummariesPerSecond: base,
+          pendingAtEnd: caughtUp.pending,
+          rollupCatchUpSeconds: caughtUp.seconds,
+          rolledUpPerSecond:
+            (flowBatches.requests * options.batchSize) / (run.seconds + caughtUp.seconds),
         };
         log(
           `${kind}, ${agents} agents: ${Math.round(result.summariesPerSecond)} summaries/s (baseline ${Math.round(base)}), ` +
             `batch p50 ${flowBatches.p50Ms.toFixed(1)} ms p99 ${flowBatches.p99Ms.toFixed(1)} ms, ` +
             `heartbeat p50 ${result.heartbeats.p50Ms.toFixed(1)} ms p99 ${result.heartbeats.p99Ms.toFixed(1)} ms, ${run.errors} errors, ` +
-            `server CPU ${result.serverMicrosPerSummary.toFixed(1)} µs per summary, load generator ${(run.generatorCpu * 100).toFixed(0)}% of a core`,
+            `server CPU ${result.serverMicrosPerSummary.toFixed(1)} µs per summary, load generator ${(run.generatorCpu * 100).toFixed(0)}% of a core; ` +
+            `roll-up: ${caughtUp.pending} pending at the end, cleared in ${caughtUp.seconds.toFixed(1)} s (${Math.round(result.rolledUpPerSecond)} summaries/s ingested and rolled up)`,
         );
         results.push(result);
       } finally {
@@ -408,6 +442,7 @@ export function apiReport(results: readonly ApiBenchResult[], batchSize: number)
       'heartbeat p50',
       'heartbeat p99',
       'server CPU/summary',
+      'rolled up/s',
       'requests',
       'errors',
     ],
@@ -422,13 +457,15 @@ export function apiReport(results: readonly ApiBenchResult[], batchSize: number)
       `${r.heartbeats.p50Ms.toFixed(1)} ms`,
       `${r.heartbeats.p99Ms.toFixed(1)} ms`,
       `${r.serverMicrosPerSummary.toFixed(1)} µs`,
+      String(Math.round(r.rolledUpPerSecond)),
       String(r.flowBatches.requests + r.heartbeats.requests),
       String(r.errors),
     ]),
   ];
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   return [
-    `API throughput (flow batches of ${batchSize} summaries then a heartbeat, per simulated agent; baseline = direct inserts into the same store):`,
+    `API throughput (flow batches of ${batchSize} summaries then a heartbeat, per simulated agent; baseline = direct inserts into the same store;`,
+    `rolled up/s = summaries over the time from the first request until the roll-up had cleared the log):`,
     ...rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ')),
   ].join('\n');
 }

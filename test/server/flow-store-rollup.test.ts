@@ -94,4 +94,45 @@ describe('Attributor', () => {
       }
     }
   });
+
+  it('answers as attributeSummary does when many reporters share conversations, and when it starts over', () => {
+    const unmanaged = {
+      name: 'nas',
+      addresses: ['10.0.0.3'],
+      managed: false,
+    } as unknown as Workload;
+    const more = new Map([...owners, ['10.0.0.3', unmanaged]]);
+    const ownerOfMore = (a: string) => more.get(a);
+    const pick = <T>(xs: readonly T[], r: number) => xs[(r >>> 16) % xs.length]!;
+    let seed = 7;
+    const random = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
+    // A small bound, so the memo starts over many times along the way.
+    for (const max of [5, 200_000]) {
+      const attributor = new Attributor(ownerOfMore, max);
+      for (let i = 0; i < 3000; i++) {
+        const [workload, t] = tuple({
+          workload: pick(['web', 'db', 'nas', '', 'gone'], random()),
+          src: pick(['10.0.0.1', '10.0.0.2', '10.0.0.3', '192.0.2.7', '::ffff:10.0.0.1'], random()),
+          dst: pick(['10.0.0.1', '10.0.0.2', '10.0.0.3', '198.51.100.1'], random()),
+          proto: pick(['tcp', 'udp', 'icmp', 'sctp'], random()),
+          dport: pick([5432, 443, null], random()),
+          process: pick(['postgres', 'psql', null, ''], random()),
+          decision: pick([null, 'blocked', 'allowed', 'potentially-blocked'], random()),
+        });
+        const [src, dst, proto, dport, process, , , , , decision] = t;
+        const expected = attributeSummary(
+          { workload, src, dst, proto, dport, process, decision },
+          ownerOfMore,
+        );
+        const got = attributor.attribute(workload, t);
+        const what = `${workload} ${JSON.stringify(t)}`;
+        if (!expected.kept) expect(got, what).toBeNull();
+        else
+          expect(got, what).toEqual({
+            keyText: edgeKeyText(expected.key),
+            edge: { key: expected.key, sourceAddress: src, destinationAddress: dst },
+          });
+      }
+    }
+  });
 });

@@ -45,32 +45,80 @@ function endOf(address: string, owner: Workload | undefined): FlowEnd {
   return owner ? { workload: owner.name } : { address };
 }
 
-/** Which edge a summary counts for, and whether it is counted at all (see the module comment). */
-export function attributeSummary(summary: SummaryFields, ownerOf: OwnerOf): Attribution {
-  if (!PROTOCOLS.has(summary.proto)) return { kept: false, reason: 'bad-protocol' };
+/**
+ * What a summary's addresses, protocol and port resolve to, whoever reported it: the edge's
+ * ends, and who owns them. The costly part of attribution (parsing addresses, finding their
+ * owners), and the same for every agent that reports the same conversation.
+ */
+export interface ResolvedEnds {
+  readonly base: Omit<EdgeKey, 'process'>;
+  /** The owners' names; whether the destination's owner has an agent (reports it itself). */
+  readonly sourceOwner: string | undefined;
+  readonly destinationOwner: string | undefined;
+  readonly destinationManaged: boolean;
+}
+
+/** Who reported a summary, relative to its ends. */
+export type Reporter = 'import' | 'destination' | 'source' | 'neither';
+
+/** The ends of a summary's edge; undefined for a protocol that flows do not have. */
+export function resolveEnds(
+  summary: Pick<SummaryFields, 'src' | 'dst' | 'proto' | 'dport'>,
+  ownerOf: OwnerOf,
+): ResolvedEnds | undefined {
+  if (!PROTOCOLS.has(summary.proto)) return undefined;
   const proto = summary.proto as FlowProtocol;
   const src = edgeAddress(summary.src);
   const dst = edgeAddress(summary.dst);
   const srcOwner = ownerOf(src);
   const dstOwner = ownerOf(dst);
   const port = proto === 'tcp' || proto === 'udp' ? (summary.dport ?? null) : null;
-  const base = { source: endOf(src, srcOwner), destination: endOf(dst, dstOwner), proto, port };
+  return {
+    base: { source: endOf(src, srcOwner), destination: endOf(dst, dstOwner), proto, port },
+    sourceOwner: srcOwner?.name,
+    destinationOwner: dstOwner?.name,
+    destinationManaged: dstOwner !== undefined && dstOwner.managed,
+  };
+}
 
-  // Imported flows have no reporting side: what they say is all there is.
-  if (summary.workload === '') return { kept: true, key: { ...base, process: summary.process } };
-  // The destination's own report (traffic to itself included) names the serving process.
-  if (dstOwner?.name === summary.workload)
-    return { kept: true, key: { ...base, process: summary.process } };
-  if (srcOwner?.name === summary.workload) {
-    const destinationReports = dstOwner !== undefined && dstOwner.managed;
-    if (destinationReports && (summary.decision as Decision | null) !== 'blocked')
-      return { kept: false, reason: 'seen-by-destination' };
-    // The process on a source-side report is the client's, not the service's.
-    return { kept: true, key: { ...base, process: null } };
+/** Which side `workload` ('' for an import) reported the conversation from. */
+export function reporterOf(workload: string, ends: ResolvedEnds): Reporter {
+  if (workload === '') return 'import';
+  // Traffic to itself counts as the destination's report.
+  if (ends.destinationOwner === workload) return 'destination';
+  if (ends.sourceOwner === workload) return 'source';
+  return 'neither';
+}
+
+/** The edge a resolved summary counts for, given who reported it (see the module comment). */
+export function attributeResolved(
+  ends: ResolvedEnds,
+  reporter: Reporter,
+  summary: Pick<SummaryFields, 'process' | 'decision'>,
+): Attribution {
+  switch (reporter) {
+    // Imported flows have no reporting side: what they say is all there is.
+    case 'import':
+    // The destination's own report names the serving process.
+    case 'destination':
+      return { kept: true, key: { ...ends.base, process: summary.process } };
+    case 'source':
+      if (ends.destinationManaged && (summary.decision as Decision | null) !== 'blocked')
+        return { kept: false, reason: 'seen-by-destination' };
+      // The process on a source-side report is the client's, not the service's.
+      return { kept: true, key: { ...ends.base, process: null } };
+    case 'neither':
+      // Neither end belongs to the reporter any more (its addresses changed since): keep the
+      // traffic, but the reporting side and so its process are unknown.
+      return { kept: true, key: { ...ends.base, process: null } };
   }
-  // Neither end belongs to the reporter any more (its addresses changed since): keep the
-  // traffic, but the reporting side and so its process are unknown.
-  return { kept: true, key: { ...base, process: null } };
+}
+
+/** Which edge a summary counts for, and whether it is counted at all (see the module comment). */
+export function attributeSummary(summary: SummaryFields, ownerOf: OwnerOf): Attribution {
+  const ends = resolveEnds(summary, ownerOf);
+  if (!ends) return { kept: false, reason: 'bad-protocol' };
+  return attributeResolved(ends, reporterOf(summary.workload, ends), summary);
 }
 
 function endText(end: FlowEnd): string {

@@ -4,7 +4,15 @@
  * So what is costly per summary (parsing addresses, building an edge key, parsing a time) is
  * done once per distinct conversation or minute and looked up after that.
  */
-import { attributeSummary, edgeKeyText, type OwnerOf } from '../../analysis/flows/edge-key.js';
+import {
+  attributeResolved,
+  edgeKeyText,
+  reporterOf,
+  resolveEnds,
+  type OwnerOf,
+  type Reporter,
+  type ResolvedEnds,
+} from '../../analysis/flows/edge-key.js';
 import type { LogEntry } from '../../store/flow-store.js';
 import type { LoggedSummary } from '../../store/flows.js';
 import type { Pending, TrafficBatch } from './ingest.js';
@@ -15,15 +23,33 @@ interface Attributed {
   readonly edge: Pending;
 }
 
+/** One conversation's ends, resolved once, and its attributions by what the report adds. */
+interface Conversation {
+  readonly ends: ResolvedEnds | undefined;
+  readonly byReport: Map<string, Attributed | null>;
+}
+
 /** Separates the memo key's fields; a summary whose fields hold it is attributed unmemoized. */
 const SEP = '\u0001';
 
+const REPORTER_MARK: Readonly<Record<Reporter, string>> = {
+  import: 'i',
+  destination: 'd',
+  source: 's',
+  neither: 'n',
+};
+
 /**
- * `attributeSummary` memoized by every field it reads. One per estate: who owns an address
- * is part of the answer. Bounded; it starts over when full.
+ * `attributeSummary` memoized in two steps. The conversation (protocol, port, addresses) is
+ * resolved once, whichever agent reports it: a fleet reports the same far ends from many
+ * workloads. The attribution is then memoized by what it reads of the report: which side
+ * the reporter is on, the process (for the destination's report or an import) and whether
+ * it was blocked (for the source's). One per estate: who owns an address is part of the
+ * answer. Bounded; it starts over when full.
  */
 export class Attributor {
-  private readonly memo = new Map<string, Attributed | null>();
+  private readonly memo = new Map<string, Conversation>();
+  private entries = 0;
 
   constructor(
     private readonly ownerOf: OwnerOf,
@@ -33,31 +59,44 @@ export class Attributor {
   /** `t` as `workload`'s agent reported it ('' for an import). */
   attribute(workload: string, t: LoggedSummary): Attributed | null {
     const [src, dst, proto, dport, process, , , , , decision] = t;
-    // Only `blocked` changes the answer among decisions; the process goes last, so that
-    // whatever it holds cannot make two summaries' keys equal.
-    const id = `${decision === 'blocked' ? 'b' : '-'}${proto}${SEP}${dport ?? ''}${SEP}${workload}${SEP}${src}${SEP}${dst}${SEP}${process === null ? '' : `=${process}`}`;
-    const known = this.memo.get(id);
-    if (known !== undefined) return known;
-    const attributed = this.compute(workload, t);
-    const ambiguous = [proto, workload, src, dst].some((f) => f.includes(SEP));
-    if (!ambiguous) {
-      if (this.memo.size >= this.max) this.memo.clear();
-      this.memo.set(id, attributed);
+    const id = `${proto}${SEP}${dport ?? ''}${SEP}${src}${SEP}${dst}`;
+    let conversation = this.memo.get(id);
+    if (conversation === undefined) {
+      const ends = resolveEnds({ src, dst, proto, dport }, this.ownerOf);
+      conversation = { ends, byReport: new Map() };
+      const ambiguous = [proto, src, dst].some((f) => f.includes(SEP));
+      if (!ambiguous) this.remember(() => this.memo.set(id, conversation!));
     }
+    const { ends } = conversation;
+    if (!ends) return null;
+    const reporter = reporterOf(workload, ends);
+    // The process goes last, so that whatever it holds cannot make two keys equal.
+    const report =
+      reporter === 'source'
+        ? `s${decision === 'blocked' ? 'b' : '-'}`
+        : reporter === 'neither'
+          ? 'n'
+          : `${REPORTER_MARK[reporter]}${process === null ? '' : `=${process}`}`;
+    const known = conversation.byReport.get(report);
+    if (known !== undefined) return known;
+    const a = attributeResolved(ends, reporter, { process, decision });
+    const attributed = a.kept
+      ? {
+          keyText: edgeKeyText(a.key),
+          edge: { key: a.key, sourceAddress: src, destinationAddress: dst },
+        }
+      : null;
+    this.remember(() => conversation!.byReport.set(report, attributed));
     return attributed;
   }
 
-  private compute(workload: string, t: LoggedSummary): Attributed | null {
-    const [src, dst, proto, dport, process, , , , , decision] = t;
-    const a = attributeSummary(
-      { workload, src, dst, proto, dport, process, decision },
-      this.ownerOf,
-    );
-    if (!a.kept) return null;
-    return {
-      keyText: edgeKeyText(a.key),
-      edge: { key: a.key, sourceAddress: src, destinationAddress: dst },
-    };
+  private remember(add: () => void): void {
+    if (this.entries >= this.max) {
+      this.memo.clear();
+      this.entries = 0;
+    }
+    add();
+    this.entries++;
   }
 }
 
