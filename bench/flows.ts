@@ -102,6 +102,8 @@ export interface QueryTiming {
   readonly p95Ms: number;
   /** Edges (map) or rows (explorer) in the answer. */
   readonly answer: string;
+  /** The same question summed by one reader (the window whole, one connection). */
+  readonly oneReader: { readonly p50Ms: number; readonly p95Ms: number };
 }
 
 export interface QueryResult {
@@ -311,6 +313,8 @@ async function postgresReachable(url: string): Promise<boolean> {
 interface OpenedStore {
   readonly store: Store;
   readonly flows: FlowStoreService;
+  /** The same store with every window summed by one reader: the queries' baseline. */
+  readonly oneReader: FlowStoreService;
   diskBytes(): Promise<number>;
   freeBytes(): Promise<number>;
   close(): Promise<void>;
@@ -333,18 +337,25 @@ async function openBenchStore(
   const storeOptions: StoreOptions =
     kind === 'sqlite' ? { dataDir: dir } : { databaseUrl: options.postgresUrl, schema };
   const store = await openStore(storeOptions);
+  // Long retention: the generated history must all stay.
+  const retention = { minute: 400 * 86400, hour: 400 * 86400, day: 800 * 86400 };
   const flows = createFlowStore(
     { store, audit: new AuditFeed() },
     {
-      // Long retention: the generated history must all stay.
-      retention: { minute: 400 * 86400, hour: 400 * 86400, day: 800 * 86400 },
-      // As the server sums the log: in a worker thread.
+      retention,
+      // As the server sums the log and reads windows: in worker threads.
       ...(summarizeInWorker ? { summarizeIn: storeOptions } : {}),
+      readWindowsIn: storeOptions,
     },
+  );
+  const oneReader = createFlowStore(
+    { store, audit: new AuditFeed() },
+    { retention, windowReaders: 1 },
   );
   const opened: OpenedStore = {
     store,
     flows,
+    oneReader,
     async diskBytes() {
       if (kind === 'sqlite') return dirBytes(dir);
       const r = await sql<{
@@ -365,6 +376,7 @@ async function openBenchStore(
     },
     async close() {
       await flows.stop();
+      await oneReader.stop();
       await store.close();
       await rm(dir, { recursive: true, force: true });
       if (kind === 'postgres') await dropPostgresSchema(options.postgresUrl, schema);
@@ -615,27 +627,33 @@ async function runQueries(
     });
     for (const since of ['1h', '24h', '7d']) {
       const window = { since };
-      const time = async (name: string, work: () => Promise<string>) => {
-        const t = await timeIt(options.runs, work);
-        timings.push({ name, window: since, ...t });
+      type Ask = (flows: FlowStoreService) => Promise<string>;
+      const time = async (name: string, ask: Ask) => {
+        const t = await timeIt(options.runs, () => ask(s.flows));
+        const one = await timeIt(options.runs, () => ask(s.oneReader));
+        timings.push({ name, window: since, ...t, oneReader: one });
         log(
-          `${kind} ${since} ${name}: p50 ${t.p50Ms.toFixed(0)} ms, p95 ${t.p95Ms.toFixed(0)} ms (${t.answer})`,
+          `${kind} ${since} ${name}: p50 ${t.p50Ms.toFixed(0)} ms, p95 ${t.p95Ms.toFixed(0)} ms (${t.answer}); one reader p50 ${one.p50Ms.toFixed(0)} ms, p95 ${one.p95Ms.toFixed(0)} ms`,
         );
       };
-      const map = (q: MapQuery) => async () => {
-        const r = await s.flows.map(q);
-        return `${r.nodes.length} nodes, ${r.edges.length} edges`;
-      };
+      const map =
+        (q: MapQuery): Ask =>
+        async (flows) => {
+          const r = await flows.map(q);
+          return `${r.nodes.length} nodes, ${r.edges.length} edges`;
+        };
       await time('map app,env', map({ window, groupBy: ['app', 'env'] }));
       await time('map app,env filtered', map(filtered({ window, groupBy: ['app', 'env'] })));
       await time(
         'map expanded app0·prod',
         map({ window, groupBy: ['app', 'env'], expand: ['g:app=app0;env=prod'] }),
       );
-      const page = (f: FlowFilter, cursor: string | null) => async () => {
-        const r = await s.flows.explore(f, sort, 100, cursor);
-        return `${r.items.length} of ${r.total} rows`;
-      };
+      const page =
+        (f: FlowFilter, cursor: string | null): Ask =>
+        async (flows) => {
+          const r = await flows.explore(f, sort, 100, cursor);
+          return `${r.items.length} of ${r.total} rows`;
+        };
       await time('explorer first page', page({ window }, null));
       await time('explorer filtered', page(filtered({ window }), null));
       // Walk to the deep page once (untimed), then time that page.
@@ -738,17 +756,19 @@ export function flowsReport(result: FlowsBenchResult): string {
   for (const q of result.queries) {
     out.push('');
     out.push(
-      `Queries on ${q.store}: ${fmtCount(q.rows.hour)} hour rows (${fmtCount(q.edges)} edges x ${q.hours} hours) + ${fmtCount(q.rows.minute)} minute + ${fmtCount(q.rows.day)} day rows, ${fmtBytes(q.diskBytes)} on disk, generated in ${q.generateSeconds.toFixed(0)} s; ${result.options.runs} runs each (target p95 <= ${TARGET_P95_MS} ms):`,
+      `Queries on ${q.store}: ${fmtCount(q.rows.hour)} hour rows (${fmtCount(q.edges)} edges x ${q.hours} hours) + ${fmtCount(q.rows.minute)} minute + ${fmtCount(q.rows.day)} day rows, ${fmtBytes(q.diskBytes)} on disk, generated in ${q.generateSeconds.toFixed(0)} s; ${result.options.runs} runs each (target p95 <= ${TARGET_P95_MS} ms); "one reader" = the same question with the window summed whole on one connection (the baseline):`,
     );
     out.push(
       table([
-        ['query', 'window', 'p50', 'p95', 'target', 'answer'],
+        ['query', 'window', 'p50', 'p95', 'target', 'one reader p50', 'p95', 'answer'],
         ...q.timings.map((t) => [
           t.name,
           t.window,
           fmtMs(t.p50Ms),
           fmtMs(t.p95Ms),
           mark(t.p95Ms <= TARGET_P95_MS),
+          fmtMs(t.oneReader.p50Ms),
+          fmtMs(t.oneReader.p95Ms),
           t.answer,
         ]),
       ]),

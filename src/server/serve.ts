@@ -67,8 +67,10 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         ...options.flows,
         // Summing the flow log takes a core of its own; an in-memory database has no second
         // connection to read it from.
+        // Likewise a question's window is summed in reader threads with connections of
+        // their own (SQLite; PostgreSQL sums a large window on parallel workers itself).
         ...(options.dataDir !== ':memory:' || options.databaseUrl
-          ? { summarizeIn: storeOptions }
+          ? { summarizeIn: storeOptions, readWindowsIn: storeOptions }
           : {}),
       },
     });

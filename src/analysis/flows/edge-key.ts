@@ -97,9 +97,9 @@ export function attributeResolved(
   summary: Pick<SummaryFields, 'process' | 'decision'>,
 ): Attribution {
   switch (reporter) {
-    // Imported flows have no reporting side: what they say is all there is.
+    // Imported flows have no reporting side: what they say is all there is. The
+    // destination's own report names the serving process.
     case 'import':
-    // The destination's own report names the serving process.
     case 'destination':
       return { kept: true, key: { ...ends.base, process: summary.process } };
     case 'source':

@@ -200,3 +200,25 @@ export function windowSegments(from: number, to: number, resolution: Resolution)
   if (innerTo < to) out.push({ resolution, from: innerTo, to });
   return out;
 }
+
+/**
+ * `segments` cut at bucket boundaries into about `parts` pieces of equal bucket counts, so
+ * that several readers can sum one window side by side. Every bucket is in exactly one
+ * piece; a bucket is never cut. The pieces keep the segments' order.
+ */
+export function splitSegments(segments: readonly WindowSegment[], parts: number): WindowSegment[] {
+  const bucketsOf = (s: WindowSegment) => (s.to - s.from) / RESOLUTION_SECONDS[s.resolution];
+  const total = segments.reduce((n, s) => n + bucketsOf(s), 0);
+  if (parts <= 1 || total <= 1) return [...segments];
+  const share = Math.ceil(total / parts);
+  const out: WindowSegment[] = [];
+  for (const s of segments) {
+    const size = RESOLUTION_SECONDS[s.resolution];
+    for (let from = s.from; from < s.to;) {
+      const to = Math.min(s.to, from + share * size);
+      out.push({ resolution: s.resolution, from, to });
+      from = to;
+    }
+  }
+  return out;
+}

@@ -86,7 +86,7 @@ export class Attributor {
           edge: { key: a.key, sourceAddress: src, destinationAddress: dst },
         }
       : null;
-    this.remember(() => conversation!.byReport.set(report, attributed));
+    this.remember(() => conversation.byReport.set(report, attributed));
     return attributed;
   }
 

@@ -35,6 +35,7 @@ import {
   FlowQueryError,
   isoOfSeconds,
   resolveWindow,
+  splitSegments,
   windowSegments,
   type ResolvedWindow,
   type Retention,
@@ -59,7 +60,6 @@ import {
   sumsCoarserBuckets,
   ROLLUP_CURSOR,
   updateVerdicts,
-  windowTraffic,
   writeCounter,
   type TrafficSum,
   type VerdictUpdate,
@@ -78,6 +78,13 @@ import {
   type LogSummarizer,
   type SummarizeRequest,
 } from './summarizer.js';
+import {
+  inlineWindowReader,
+  mergeSums,
+  readerCount,
+  threadWindowReader,
+  type WindowReader,
+} from './window-reader.js';
 import type { FlowStoreService, ObservedFlowOptions, ObservedTraffic } from './types.js';
 
 /** Where the loop reports what went wrong (a pino logger fits). */
@@ -106,6 +113,14 @@ export interface FlowStoreOptions {
    * own; a file or PostgreSQL), so the main thread keeps taking batches meanwhile.
    */
   readonly summarizeIn?: StoreOptions;
+  /**
+   * Sum a question's window in worker threads that open the store with these options (a
+   * SQLite file), a piece of the window each, so one question uses every core. Ignored on
+   * PostgreSQL, which sums a large window on parallel workers of its own.
+   */
+  readonly readWindowsIn?: StoreOptions;
+  /** Reader threads for `readWindowsIn`; default one per core, up to 4 (1: none). */
+  readonly windowReaders?: number;
   readonly now?: () => Date;
 }
 
@@ -246,6 +261,8 @@ class FlowStore implements FlowStoreInternals {
   private summarizer: LogSummarizer;
   /** The reset epoch the cached edge ids belong to (-1: not read yet). */
   private epoch = -1;
+  /** Sums a window's buckets per edge: in this thread, or in worker threads. */
+  private windowReader: WindowReader;
 
   constructor(
     private readonly deps: FlowStoreDeps,
@@ -267,6 +284,11 @@ class FlowStore implements FlowStoreInternals {
       return loaded.attributor;
     });
     this.summarizer = options.summarizeIn ? threadSummarizer(options.summarizeIn) : this.inline;
+    const readers = options.windowReaders ?? readerCount();
+    this.windowReader =
+      options.readWindowsIn && deps.store.dialect.name === 'sqlite' && readers > 1
+        ? threadWindowReader(options.readWindowsIn, readers)
+        : inlineWindowReader(deps.store);
     deps.audit.on('event', this.onAudit);
   }
 
@@ -285,6 +307,7 @@ class FlowStore implements FlowStoreInternals {
     this.deps.audit.off('event', this.onAudit);
     await this.queue.catch(() => undefined);
     await this.summarizer.close();
+    await this.windowReader.close();
   }
 
   policyChanged(): void {
@@ -676,32 +699,18 @@ class FlowStore implements FlowStoreInternals {
 
   /** Each edge's traffic over the window, read from the coarsest buckets that fit. */
   private async sumWindow(window: ResolvedWindow): Promise<TrafficSum[]> {
-    const parts = await Promise.all(
-      windowSegments(window.from, window.to, window.resolution).map((s) =>
-        windowTraffic(this.store.db, s.resolution, s.from, s.to),
-      ),
-    );
-    if (parts.length === 1) return parts[0]!;
-    const merged = new Map<number, TrafficSum>();
-    for (const part of parts) {
-      for (const t of part) {
-        const m = merged.get(t.edgeId);
-        merged.set(
-          t.edgeId,
-          m
-            ? {
-                edgeId: t.edgeId,
-                connections: m.connections + t.connections,
-                blocked: m.blocked + t.blocked,
-                bytes: m.bytes + t.bytes,
-                firstSeen: Math.min(m.firstSeen, t.firstSeen),
-                lastSeen: Math.max(m.lastSeen, t.lastSeen),
-              }
-            : t,
-        );
-      }
+    const segments = windowSegments(window.from, window.to, window.resolution);
+    const reader = this.windowReader;
+    try {
+      return mergeSums(await reader.sum(splitSegments(segments, reader.parallelism)));
+    } catch (e) {
+      if (!reader.inThreads || this.windowReader !== reader) throw e;
+      // The reader threads failed: questions are answered in this thread from now on.
+      this.log.error({ err: e }, 'summing a window in worker threads failed; summing here');
+      this.windowReader = inlineWindowReader(this.store);
+      void reader.close().catch(() => undefined);
+      return mergeSums(await this.windowReader.sum(segments));
     }
-    return [...merged.values()];
   }
 
   async map(query: MapQuery): Promise<MapResult> {

@@ -8,6 +8,7 @@ import {
   parseDuration,
   parseRetention,
   resolveWindow,
+  splitSegments,
   windowSegments,
 } from '../../../src/analysis/flows/window.js';
 
@@ -156,6 +157,55 @@ describe('window segments', () => {
       expect(parts[0]!.from).toBe(from);
       expect(parts[parts.length - 1]!.to).toBe(to);
       for (let j = 1; j < parts.length; j++) expect(parts[j]!.from).toBe(parts[j - 1]!.to);
+    }
+  });
+});
+
+describe('splitSegments', () => {
+  const buckets = (s: { resolution: 'minute' | 'hour' | 'day'; from: number; to: number }) =>
+    (s.to - s.from) / { minute: 60, hour: 3600, day: 86_400 }[s.resolution];
+
+  it('cuts a window into pieces of about equal bucket counts, at bucket boundaries', () => {
+    // 7 days back from 12:34: minutes to 13:00, hours to midnight, 6 days, hours, minutes.
+    const from = at('2026-11-16T12:34:00Z');
+    const to = at('2026-11-23T12:35:00Z');
+    const segments = windowSegments(from, to, 'minute');
+    const pieces = splitSegments(segments, 2);
+    const total = segments.reduce((n, s) => n + buckets(s), 0);
+    expect(pieces.reduce((n, s) => n + buckets(s), 0)).toBe(total);
+    for (const p of pieces) {
+      expect(Number.isInteger(buckets(p))).toBe(true);
+      expect(buckets(p)).toBeLessThanOrEqual(Math.ceil(total / 2));
+    }
+    // One long segment in two halves.
+    expect(splitSegments([{ resolution: 'minute', from: 0, to: 3600 }], 2)).toEqual([
+      { resolution: 'minute', from: 0, to: 1800 },
+      { resolution: 'minute', from: 1800, to: 3600 },
+    ]);
+  });
+
+  it('leaves a window alone for one reader, or when it is one bucket', () => {
+    const one = [{ resolution: 'hour' as const, from: 0, to: 7200 }];
+    expect(splitSegments(one, 1)).toEqual(one);
+    expect(splitSegments([{ resolution: 'day', from: 0, to: 86_400 }], 4)).toEqual([
+      { resolution: 'day', from: 0, to: 86_400 },
+    ]);
+  });
+
+  it('covers every window exactly, without gaps or overlaps, for any number of readers', () => {
+    for (let i = 0; i < 300; i++) {
+      // Windows are whole minutes (resolveWindow aligns them).
+      const from = 1_790_000_040 + Math.floor(Math.random() * 2_000_000) * 60;
+      const to = from + 60 * (1 + Math.floor(Math.random() * 20_000));
+      const segments = windowSegments(from, to, 'minute');
+      const parts = 1 + Math.floor(Math.random() * 6);
+      const pieces = splitSegments(segments, parts);
+      expect(pieces[0]!.from).toBe(from);
+      expect(pieces[pieces.length - 1]!.to).toBe(to);
+      for (let j = 1; j < pieces.length; j++) expect(pieces[j]!.from).toBe(pieces[j - 1]!.to);
+      // Within a resolution, nothing but whole buckets; at most one cut piece per segment.
+      for (const p of pieces) expect(Number.isInteger(buckets(p))).toBe(true);
+      expect(pieces.length).toBeLessThanOrEqual(parts + segments.length);
     }
   });
 });
