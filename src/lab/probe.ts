@@ -6,7 +6,7 @@
  *
  * The verdict reads what came back. A listening port: a handshake or an echo is allowed,
  * anything else blocked. A closed port: a refusal (TCP RST, or ICMP port-unreachable for
- * UDP) crossed both firewalls, so it is allowed; silence is blocked. (A firewall that
+ * UDP) crossed both firewalls, so it is allowed; silence (twice, for UDP) is blocked. (A firewall that
  * rejects with a TCP reset looks like a closed port there: the evidence field says which.)
  */
 import { mapLimit } from './concurrency.js';
@@ -152,6 +152,20 @@ export async function labProbe(state: LabState, options: ProbeOptions): Promise<
         options.timeoutMs,
         options.concurrency,
       );
+      // A UDP probe is one datagram, which nothing resends: on a busy host a lost or late
+      // one looks like a drop. Silence is taken as blocked only when a second try, given
+      // twice as long, is silent too. (TCP resends its handshake itself.)
+      const silent = answers.flatMap((a, k) =>
+        a.evidence === 'timeout' && planned[indexes[k]!]!.row.proto === 'udp' ? [k] : [],
+      );
+      if (silent.length > 0) {
+        const again = await prober.probe(
+          silent.map((k) => planned[indexes[k]!]!.probe),
+          options.timeoutMs * 2,
+          options.concurrency,
+        );
+        silent.forEach((k, j) => (answers[k] = again[j]!));
+      }
       answers.forEach((answer, k) => {
         const { row } = planned[indexes[k]!]!;
         if (!answer.evidence)
