@@ -176,9 +176,13 @@ export function aggregateMap(input: MapInput): MapResult {
   }
 
   /** The innermost node a workload (possibly gone from the estate since) is drawn in. */
+  const placed = new Map<string, ReturnType<typeof placement>>();
   const workloadNode = (name: string): string => {
+    // Each end of every edge lands here: a busy map asks for the same workloads many times.
+    let places = placed.get(name);
+    if (!places) placed.set(name, (places = placement(name)));
     let id = '';
-    for (const p of placement(name)) {
+    for (const p of places) {
       node(p.id, p.kind, p.label, p.labels, p.parent);
       if (!workloads.has(name)) join(p.id, name, 'unknown');
       id = p.id;
