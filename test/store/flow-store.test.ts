@@ -106,7 +106,7 @@ describe.each(STORE_KINDS)('flow store tables on %s', (kind) => {
         delta(3600, b, 8, 3_600_000, 3_600_000),
       ]),
     );
-    const sums = (await windowTraffic(store.db, 'hour', 0, 10_800)).sort(
+    const sums = (await windowTraffic(store, 'hour', 0, 10_800)).sort(
       (x, y) => x.edgeId - y.edgeId,
     );
     expect(sums).toEqual([
@@ -127,7 +127,7 @@ describe.each(STORE_KINDS)('flow store tables on %s', (kind) => {
         lastSeen: 3_600_000,
       },
     ]);
-    expect(await windowTraffic(store.db, 'hour', 7200, 10_800)).toEqual([
+    expect(await windowTraffic(store, 'hour', 7200, 10_800)).toEqual([
       {
         edgeId: a,
         connections: 2,
@@ -137,7 +137,7 @@ describe.each(STORE_KINDS)('flow store tables on %s', (kind) => {
         lastSeen: 7_400_000,
       },
     ]);
-    expect(await windowTraffic(store.db, 'minute', 0, 10_800)).toEqual([]);
+    expect(await windowTraffic(store, 'minute', 0, 10_800)).toEqual([]);
     const totals = await bucketTotals(store.db, 'hour', 0, 10_800);
     expect([...totals.entries()].sort()).toEqual([
       [3600, { connections: 13, bytes: 130 }],
@@ -147,7 +147,7 @@ describe.each(STORE_KINDS)('flow store tables on %s', (kind) => {
       [3600, { connections: 8, bytes: 80 }],
     ]);
     expect(await deleteBucketsBefore(store.db, 'hour', 7200)).toBe(2);
-    expect(await windowTraffic(store.db, 'hour', 0, 10_800)).toHaveLength(1);
+    expect(await windowTraffic(store, 'hour', 0, 10_800)).toHaveLength(1);
   });
 
   it.skipIf(skip)('updates verdicts and finds the stale edges', async () => {

@@ -80,7 +80,7 @@ function unpack(packed: ArrayLike<number>): TrafficSum[] {
 
 /** Reads a piece on `store` (a worker's own connection, or the server's). */
 export async function sumPiece(store: Store, piece: WindowSegment): Promise<PackedSums> {
-  return packSums(await windowTraffic(store.db, piece.resolution, piece.from, piece.to));
+  return packSums(await windowTraffic(store, piece.resolution, piece.from, piece.to));
 }
 
 /**
