@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 /**
  * `bulkhead policy generate`, `bulkhead policy simulate` (and its exit status, a CI gate),
  * also of a flow file, and `bulkhead workloads mode` against a control plane over a real socket.
@@ -209,6 +210,34 @@ describe('generation, simulation and rollout commands', () => {
     expect(s.out).toMatch(/newly allowed: 1 flow, 3 connections/);
     expect(s.out).toMatch(/APPLICATION\s+NEWLY BLOCKED\s+NEWLY ALLOWED\nshop\s+0\s+3/);
     expect(await stored()).toEqual(before);
+  });
+
+  it('reads the flow file from standard input with --file -', async () => {
+    // The built command as a person pipes a capture into it (npm test builds first).
+    const csv = [header, row('10.1.0.21', '10.1.0.31', 3306, 'mysqld', 3)].join('\n');
+    const run = (...args: string[]) =>
+      new Promise<{ code: number | null; out: string; err: string }>((done) => {
+        const child = spawn(process.execPath, ['dist/src/cli/main.js', ...args], {
+          env: process.env,
+        });
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+        child.on('close', (code) => done({ code, out, err }));
+        child.stdin.end(csv);
+      });
+    const s = await run('policy', 'simulate', '--file', '-', '--format', 'csv');
+    expect(s.code, s.err).toBe(0);
+    expect(s.out).toMatch(
+      /^the draft against active version 1, flows of standard input \(1 flow summary/,
+    );
+    expect(s.out).toMatch(/newly allowed: 1 flow, 3 connections/);
+    const unnamed = await run('policy', 'simulate', '--file', '-');
+    expect(unnamed.code).toBe(2);
+    expect(unnamed.err).toMatch(
+      /say what standard input holds: --format csv\|json\|conntrack\|netflow/,
+    );
   });
 
   it('refuses a file it cannot read as asked before any request', async () => {

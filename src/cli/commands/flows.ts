@@ -5,8 +5,6 @@
  * are checked here with the same parsers the server uses, so a typo is caught before any
  * request, with the server's own wording.
  */
-import { readFile } from 'node:fs/promises';
-import { extname } from 'node:path';
 import type { Command } from 'commander';
 import {
   FilterTextError,
@@ -21,10 +19,10 @@ import {
 } from '../../analysis/flows/filter-text.js';
 import type { FlowPage, FlowRow, MapEdge, MapResult } from '../../analysis/flows/model.js';
 import { ApiClient } from '../client.js';
+import { FLOW_FILE_FORMATS, readFlowFile } from '../flow-file.js';
 import { CliError, json, type CliIo } from '../io.js';
 
 const REMOTE = 'talks to the control plane at BULKHEAD_URL with BULKHEAD_TOKEN';
-const IMPORT_FORMATS = ['csv', 'json', 'conntrack', 'netflow'] as const;
 const PAGE = 1000;
 
 interface FilterOptions {
@@ -322,27 +320,16 @@ async function importFile(
   file: string,
   o: { format?: string; json?: boolean },
 ): Promise<void> {
-  const byExtension: Record<string, string> = { '.csv': 'csv', '.json': 'json' };
-  const format = o.format ?? byExtension[extname(file).toLowerCase()];
-  if (format === undefined)
-    throw new CliError(`say what ${file} holds: --format ${IMPORT_FORMATS.join('|')}`, 2);
-  if (!(IMPORT_FORMATS as readonly string[]).includes(format))
-    throw new CliError(`--format: "${format}" is not one of ${IMPORT_FORMATS.join(', ')}`, 2);
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    throw new CliError(`cannot read ${file}: ${(e as Error).message}`);
-  }
-  const res = await new ApiClient().send('POST', `/flows/import?format=${format}`, {
-    text,
-    contentType: format === 'csv' || format === 'netflow' ? 'text/csv' : 'text/plain',
+  const flows = await readFlowFile(file, o.format);
+  const res = await new ApiClient().send('POST', `/flows/import?format=${flows.format}`, {
+    text: flows.text,
+    contentType: flows.contentType,
   });
   const r = (await res.json()) as { batchId: string; accepted: number; skipped: number };
   io.out(
     o.json
       ? json(r)
-      : `imported ${r.accepted} flow summaries from ${file} (batch ${r.batchId})${r.skipped ? `; ${r.skipped} lines skipped (protocols not kept, loopback)` : ''}`,
+      : `imported ${r.accepted} flow summaries from ${flows.name} (batch ${r.batchId})${r.skipped ? `; ${r.skipped} lines skipped (protocols not kept, loopback)` : ''}`,
   );
 }
 
@@ -385,8 +372,11 @@ export function registerFlows(program: Command, io: CliIo): void {
     .description(
       `import a flow file: Bulkhead CSV or JSON, conntrack -L/-E output, nfdump -o csv (${REMOTE})`,
     )
-    .argument('<file>', 'the file')
-    .option('--format <format>', `${IMPORT_FORMATS.join('|')} (default from a .csv or .json name)`)
+    .argument('<file>', 'the file (- for standard input)')
+    .option(
+      '--format <format>',
+      `${FLOW_FILE_FORMATS.join('|')} (default from a .csv or .json name)`,
+    )
     .option('--json', 'print the result as JSON')
     // `flows import FILE --json`: the program reads options after the subcommand too, so
     // the --json lands on `flows` (which has its own); it is this command's all the same.

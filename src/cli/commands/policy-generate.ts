@@ -5,18 +5,16 @@
  * anything would be newly blocked, so a CI pipeline over a policy repository can gate on it).
  * Both ask the control plane.
  */
-import { readFile } from 'node:fs/promises';
-import { extname } from 'node:path';
 import type { Command } from 'commander';
 import { FilterTextError, parseDuration } from '../../analysis/flows/filter-text.js';
 import type { EndView, FlowRow, FlowWindow } from '../../analysis/flows/model.js';
 import { GRANULARITIES, type GeneratedPolicy } from '../../policy/generate/index.js';
 import { ApiClient } from '../client.js';
 import { CliError, json, type CliIo } from '../io.js';
+import { FLOW_FILE_FORMATS, readFlowFile, STDIN } from '../flow-file.js';
 
 const DEFAULT_SINCE = '30d';
 /** The formats `bulkhead flows import` reads, and so the control plane simulates. */
-const FILE_FORMATS = ['csv', 'json', 'conntrack', 'netflow'] as const;
 /** Changes a text simulation report lists (the JSON has up to the server's limit). */
 const TOP_CHANGES = 20;
 /** Uncovered flows a text generation report lists. */
@@ -155,28 +153,11 @@ interface SimulateOptions {
   json?: boolean;
 }
 
-/** A flow file's format, as `bulkhead flows import` finds it: --format, else a .csv or .json name. */
-function fileFormat(file: string, format: string | undefined): string {
-  const byExtension: Record<string, string> = { '.csv': 'csv', '.json': 'json' };
-  const f = format ?? byExtension[extname(file).toLowerCase()];
-  if (f === undefined)
-    throw new CliError(`say what ${file} holds: --format ${FILE_FORMATS.join('|')}`, 2);
-  if (!(FILE_FORMATS as readonly string[]).includes(f))
-    throw new CliError(`--format: "${f}" is not one of ${FILE_FORMATS.join(', ')}`, 2);
-  return f;
-}
-
 async function simulateFile(file: string, formatFlag: string | undefined): Promise<SimulateAnswer> {
-  const format = fileFormat(file, formatFlag);
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    throw new CliError(`cannot read ${file}: ${(e as Error).message}`);
-  }
-  const res = await new ApiClient().send('POST', `/policy/simulate/file?format=${format}`, {
-    text,
-    contentType: format === 'csv' || format === 'netflow' ? 'text/csv' : 'text/plain',
+  const flows = await readFlowFile(file, formatFlag);
+  const res = await new ApiClient().send('POST', `/policy/simulate/file?format=${flows.format}`, {
+    text: flows.text,
+    contentType: flows.contentType,
   });
   return (await res.json()) as SimulateAnswer;
 }
@@ -192,13 +173,14 @@ async function simulate(io: CliIo, opts: SimulateOptions, cmd: Command): Promise
       : await new ApiClient().post<SimulateAnswer>('/policy/simulate', {
           since: sinceFlag(opts.since),
         });
-  io.out(opts.json ? json(answer) : simulateReport(answer, opts.file));
+  const fileName = opts.file === STDIN ? 'standard input' : opts.file;
+  io.out(opts.json ? json(answer) : simulateReport(answer, fileName));
   // Non-zero so a CI pipeline stops before provisioning a draft that blocks observed traffic.
   if (answer.newlyBlocked.flows > 0) {
     const [one, many] =
       opts.file === undefined
         ? ['observed flow', 'observed flows']
-        : [`flow of ${opts.file}`, `flows of ${opts.file}`];
+        : [`flow of ${fileName}`, `flows of ${fileName}`];
     throw new CliError(
       `the draft would newly block ${plural(answer.newlyBlocked.flows, one, many)} (${plural(answer.newlyBlocked.connections, 'connection')})`,
       1,
@@ -301,9 +283,12 @@ export function registerPolicyGenerate(policy: Command, io: CliIo): void {
     .option('--since <duration>', 'the flows observed in this window', DEFAULT_SINCE)
     .option(
       '--file <file>',
-      'simulate the flows of this file instead (the formats `bulkhead flows import` reads)',
+      'simulate the flows of this file instead (- for standard input; the formats `bulkhead flows import` reads)',
     )
-    .option('--format <format>', `${FILE_FORMATS.join('|')} (default from a .csv or .json name)`)
+    .option(
+      '--format <format>',
+      `${FLOW_FILE_FORMATS.join('|')} (default from a .csv or .json name)`,
+    )
     .option('--json', 'print the whole answer as JSON')
     .action((opts: SimulateOptions, cmd: Command) => simulate(io, opts, cmd));
 }
