@@ -220,6 +220,34 @@ describe('connection tracking', () => {
     expect(t.tracked).toBe(2);
   });
 
+  it('counts a connection once when a dump forgets it before its DESTROY is read', () => {
+    const { t, seen } = tracker(CLIENT);
+    const dump = recorded('conntrack-dump.out');
+    t.beginDump();
+    for (const r of dump) t.record({ ...r, event: 'entry' }, T0, clientSockets);
+    t.endDump();
+    // A connection counted at its NEW, which leaves the kernel's table...
+    const closing = { ...dump.find((r) => r.dport === 8080)!, id: 77, sport: 40001 };
+    t.record({ ...closing, event: 'new' }, T0, clientSockets);
+    t.resolvePending(clientSockets);
+    expect(seen).toEqual([expect.objectContaining({ dport: 8080, connections: 1 })]);
+    // ...so the next dump no longer lists it, while its DESTROY waits in the event stream.
+    t.beginDump();
+    for (const r of dump) t.record({ ...r, event: 'entry' }, T0, clientSockets);
+    t.endDump();
+    t.record({ ...closing, event: 'destroy', bytes: 700 }, T0 + 1, clientSockets);
+    // Its bytes, with the process it was counted with; not a second connection.
+    expect(seen).toEqual([
+      expect.objectContaining({ dport: 8080, connections: 1, bytes: 0 }),
+      expect.objectContaining({
+        dport: 8080,
+        connections: 0,
+        bytes: 700,
+        process: seen[0]!.process,
+      }),
+    ]);
+  });
+
   it('counts a connection whose NEW was lost at its DESTROY', () => {
     const { t, seen } = tracker(CLIENT);
     const [destroy] = recorded('conntrack-events.out').filter((r) => r.event === 'destroy');

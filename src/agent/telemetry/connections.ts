@@ -62,6 +62,12 @@ export class ConnectionTracker {
   private decision: FlowDecision | undefined;
   private readonly known: IdTable;
   private readonly pending = new Map<number, Pending>();
+  /**
+   * What the last dump's sweep forgot, with each one's process index. The dump and the event
+   * stream are read side by side, so a connection that left the table may be swept before
+   * its DESTROY event, still queued, is read: that DESTROY is then not a lost NEW.
+   */
+  private ended = new Map<number, number>();
   private readonly maxPending: number;
   /** Process names by index; index 0 is "no process". */
   private names: (string | undefined)[] = [undefined];
@@ -129,7 +135,9 @@ export class ConnectionTracker {
     if (!this.dumping) return;
     this.dumping = false;
     this.dumps++;
-    this.known.sweep(this.generation);
+    const ended = new Map<number, number>();
+    this.known.sweep(this.generation, (id, value) => ended.set(id, value));
+    this.ended = ended;
   }
 
   /** A dump failed half-way: forget it without concluding anything. */
@@ -233,8 +241,12 @@ export class ConnectionTracker {
       this.pending.delete(r.id);
       this.release(r.id, waiting, sockets);
     }
-    const known = this.known.get(r.id);
+    let known = this.known.get(r.id);
     this.known.delete(r.id);
+    if (known < 0) {
+      known = this.ended.get(r.id) ?? -1;
+      this.ended.delete(r.id);
+    }
     const bytes = Math.max(0, r.bytes);
     const direction = this.direction(r);
     if (!direction) return;

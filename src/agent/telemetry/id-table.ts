@@ -109,11 +109,17 @@ export class IdTable {
     return true;
   }
 
-  /** Removes every id whose mark is not `generation`; returns how many went. */
-  sweep(generation: number): number {
+  /**
+   * Removes every id whose mark is not `generation`, telling `onGone` each one and its value;
+   * returns how many went.
+   */
+  sweep(generation: number, onGone?: (id: number, value: number) => void): number {
     const gone: number[] = [];
     for (let i = 0; i < this.keys.length; i++)
-      if (this.state[i] === USED && this.marks[i] !== generation) gone.push(this.keys[i]!);
+      if (this.state[i] === USED && this.marks[i] !== generation) {
+        gone.push(this.keys[i]!);
+        onGone?.(this.keys[i]!, this.values[i]!);
+      }
     for (const id of gone) this.delete(id);
     return gone.length;
   }
