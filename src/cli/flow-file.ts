@@ -5,13 +5,20 @@
  */
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
+import {
+  FLOW_IMPORT_FORMATS as FLOW_FILE_FORMATS,
+  type FlowImportFormat as FlowFileFormat,
+} from '../importers/flows/formats.js';
 import { CliError } from './io.js';
 
-/** The formats the control plane reads (the importers' list, kept here so the CLI loads none of them). */
-export const FLOW_FILE_FORMATS = ['csv', 'json', 'conntrack', 'netflow'] as const;
-export type FlowFileFormat = (typeof FLOW_FILE_FORMATS)[number];
+export { FLOW_FILE_FORMATS };
 
-export const STDIN = '-';
+const STDIN = '-';
+
+/** How messages name `file`. */
+export function flowFileName(file: string): string {
+  return file === STDIN ? 'standard input' : file;
+}
 
 export interface FlowFile {
   readonly text: string;
@@ -25,9 +32,8 @@ export interface FlowFile {
 export async function readFlowFile(
   file: string,
   formatFlag: string | undefined,
-  stdin: () => Promise<string> = readStdin,
 ): Promise<FlowFile> {
-  const name = file === STDIN ? 'standard input' : file;
+  const name = flowFileName(file);
   const byExtension: Record<string, FlowFileFormat> = { '.csv': 'csv', '.json': 'json' };
   const format =
     formatFlag ?? (file === STDIN ? undefined : byExtension[extname(file).toLowerCase()]);
@@ -37,7 +43,7 @@ export async function readFlowFile(
     throw new CliError(`--format: "${format}" is not one of ${FLOW_FILE_FORMATS.join(', ')}`, 2);
   let text: string;
   try {
-    text = file === STDIN ? await stdin() : await readFile(file, 'utf8');
+    text = file === STDIN ? await readStdin() : await readFile(file, 'utf8');
   } catch (e) {
     throw new CliError(`cannot read ${name}: ${(e as Error).message}`);
   }

@@ -6,8 +6,9 @@
  *
  * The verdict reads what came back. A listening port: a handshake or an echo is allowed,
  * anything else blocked. A closed port: a refusal (TCP RST, or ICMP port-unreachable for
- * UDP) crossed both firewalls, so it is allowed; silence (twice, for UDP) is blocked. (A firewall that
- * rejects with a TCP reset looks like a closed port there: the evidence field says which.)
+ * UDP) crossed both firewalls, so it is allowed; silence (twice, for UDP) is blocked. (A
+ * firewall that rejects with a TCP reset looks like a closed port there: the evidence field
+ * says which.)
  */
 import { mapLimit } from './concurrency.js';
 import { executableFor, PROBE_PROCESS } from './programs.js';

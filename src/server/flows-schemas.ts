@@ -4,6 +4,7 @@
  * the parameter and saying what is wrong (`query.port: "70000/tcp" is not a port (1-65535)`),
  * and the answers are described here so they appear in /api/v1/openapi.json.
  */
+import { FLOW_IMPORT_FORMATS } from '../importers/flows/formats.js';
 import { z } from 'zod';
 import {
   DEFAULT_SORT,
@@ -190,7 +191,7 @@ export const timeseriesQuery = z.strictObject({
   resolution: z.enum(RESOLUTIONS).optional(),
 });
 
-export const IMPORT_FORMATS = ['csv', 'json', 'conntrack', 'netflow'] as const;
+export const IMPORT_FORMATS = FLOW_IMPORT_FORMATS;
 export const importQuery = z.strictObject({ format: z.enum(IMPORT_FORMATS) });
 
 /** Drops the non-filter parameters before reading the filter. */

@@ -65,10 +65,9 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       ...(https ? { https } : {}),
       flows: {
         ...options.flows,
-        // Summing the flow log takes a core of its own; an in-memory database has no second
-        // connection to read it from.
-        // Likewise a question's window is summed in reader threads with connections of
-        // their own (SQLite; PostgreSQL sums a large window on parallel workers itself).
+        // Summing the flow log takes a core of its own, and a question's window is summed by
+        // reader threads (SQLite; PostgreSQL sums a large window on parallel workers itself):
+        // each opens a connection of its own, which an in-memory database cannot give.
         ...(options.dataDir !== ':memory:' || options.databaseUrl
           ? { summarizeIn: storeOptions, readWindowsIn: storeOptions }
           : {}),

@@ -13,30 +13,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nftFirewall } from '../../src/agent/adapters/firewall.js';
 import { Enforcer } from '../../src/agent/firewall/enforcer.js';
 import { destroyByPrefix } from '../../src/host/netns.js';
-import { hasCommand, run } from '../../src/host/run.js';
+import { run } from '../../src/host/run.js';
+import { kernelLabUnavailable } from '../support/kernel-probe.js';
+import { waitFor } from '../support/lab-e2e.js';
 import { estatePolicy, estateState } from './support/policy.js';
 
 const NETNS = 'bhwwatch';
 const CP = [{ address: '198.19.0.1', port: 7480 }];
 
-async function unavailable(): Promise<string | null> {
-  if (process.platform !== 'linux') return 'not Linux';
-  if (process.getuid?.() !== 0) return 'needs root (a network namespace to watch in)';
-  for (const tool of ['ip', 'nft', 'mkfifo'])
-    if (!(await hasCommand(tool))) return `\`${tool}\` is not installed`;
-  return null;
-}
-const why = await unavailable();
+const why = await kernelLabUnavailable(['nft', 'mkfifo']);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, check: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 describe.skipIf(why !== null)(`the ruleset watch${why ? ` (skipped: ${why})` : ''}`, () => {
   let dir: string;
@@ -94,7 +81,7 @@ describe.skipIf(why !== null)(`the ruleset watch${why ? ` (skipped: ${why})` : '
         peers.name,
         '{ 198.18.99.99 }',
       ]);
-      await until('the change to be reported', () => changes.length === 1);
+      await waitFor('the change to be reported', 3000, async () => changes.length === 1, 50);
 
       // Nothing was read back since the update: the enforcer restores and says what it undid.
       const { tamper } = await e.inspect({ verify: true, changedByOthers: true });

@@ -29,6 +29,8 @@ const EVENT_BUFFER_BYTES = String(8 * 1024 * 1024);
  * dumps pass through (see `streamLinesViaFifo`); one of each per agent process.
  */
 export function systemConntrack(runtimeDir: string, conntrack = 'conntrack'): ConntrackAdapter {
+  // Found once: finding a pipe's path also clears what killed agents left in the directory.
+  let dumpPath: string | undefined;
   return {
     events: (onLine, onNotice) =>
       streamLinesViaFifo(
@@ -40,7 +42,7 @@ export function systemConntrack(runtimeDir: string, conntrack = 'conntrack'): Co
     // A busy table lists 100k+ connections: the same pipe-and-poll path as the events.
     dump: (onLine) =>
       eachLine([conntrack, '-L', '-o', 'id'], onLine, {
-        path: fifoPath(runtimeDir, 'conntrack-dump'),
+        path: (dumpPath ??= fifoPath(runtimeDir, 'conntrack-dump')),
         pollMs: 10,
       }),
     async enableAccounting() {

@@ -11,10 +11,9 @@ import type { EndView, FlowRow, FlowWindow } from '../../analysis/flows/model.js
 import { GRANULARITIES, type GeneratedPolicy } from '../../policy/generate/index.js';
 import { ApiClient } from '../client.js';
 import { CliError, json, type CliIo } from '../io.js';
-import { FLOW_FILE_FORMATS, readFlowFile, STDIN } from '../flow-file.js';
+import { FLOW_FILE_FORMATS, flowFileName, readFlowFile } from '../flow-file.js';
 
 const DEFAULT_SINCE = '30d';
-/** The formats `bulkhead flows import` reads, and so the control plane simulates. */
 /** Changes a text simulation report lists (the JSON has up to the server's limit). */
 const TOP_CHANGES = 20;
 /** Uncovered flows a text generation report lists. */
@@ -173,7 +172,7 @@ async function simulate(io: CliIo, opts: SimulateOptions, cmd: Command): Promise
       : await new ApiClient().post<SimulateAnswer>('/policy/simulate', {
           since: sinceFlag(opts.since),
         });
-  const fileName = opts.file === STDIN ? 'standard input' : opts.file;
+  const fileName = opts.file === undefined ? undefined : flowFileName(opts.file);
   io.out(opts.json ? json(answer) : simulateReport(answer, fileName));
   // Non-zero so a CI pipeline stops before provisioning a draft that blocks observed traffic.
   if (answer.newlyBlocked.flows > 0) {

@@ -8,8 +8,9 @@ import { parseConntrack } from './conntrack.js';
 import { parseNfdumpCsv } from './netflow.js';
 import type { ImportResult } from './summary.js';
 
-export const FLOW_IMPORT_FORMATS = ['csv', 'json', 'conntrack', 'netflow'] as const;
-export type FlowImportFormat = (typeof FLOW_IMPORT_FORMATS)[number];
+import type { FlowImportFormat } from './formats.js';
+
+export { FLOW_IMPORT_FORMATS, type FlowImportFormat } from './formats.js';
 
 export {
   ImportError,

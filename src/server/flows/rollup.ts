@@ -32,12 +32,23 @@ interface Conversation {
 /** Separates the memo key's fields; a summary whose fields hold it is attributed unmemoized. */
 const SEP = '\u0001';
 
-const REPORTER_MARK: Readonly<Record<Reporter, string>> = {
-  import: 'i',
-  destination: 'd',
-  source: 's',
-  neither: 'n',
-};
+/**
+ * What an attribution reads of a report, beyond its conversation: the process for the
+ * destination's report or an import, whether it was blocked for the source's. The process
+ * goes last, so that whatever it holds cannot make two keys equal.
+ */
+function reportKey(reporter: Reporter, process: string | null, decision: string | null): string {
+  switch (reporter) {
+    case 'source':
+      return decision === 'blocked' ? 'sb' : 's-';
+    case 'neither':
+      return 'n';
+    case 'import':
+      return process === null ? 'i' : `i=${process}`;
+    case 'destination':
+      return process === null ? 'd' : `d=${process}`;
+  }
+}
 
 /**
  * `attributeSummary` memoized in two steps. The conversation (protocol, port, addresses) is
@@ -65,18 +76,15 @@ export class Attributor {
       const ends = resolveEnds({ src, dst, proto, dport }, this.ownerOf);
       conversation = { ends, byReport: new Map() };
       const ambiguous = [proto, src, dst].some((f) => f.includes(SEP));
-      if (!ambiguous) this.remember(() => this.memo.set(id, conversation!));
+      if (!ambiguous) {
+        this.makeRoom();
+        this.memo.set(id, conversation);
+      }
     }
     const { ends } = conversation;
     if (!ends) return null;
     const reporter = reporterOf(workload, ends);
-    // The process goes last, so that whatever it holds cannot make two keys equal.
-    const report =
-      reporter === 'source'
-        ? `s${decision === 'blocked' ? 'b' : '-'}`
-        : reporter === 'neither'
-          ? 'n'
-          : `${REPORTER_MARK[reporter]}${process === null ? '' : `=${process}`}`;
+    const report = reportKey(reporter, process, decision);
     const known = conversation.byReport.get(report);
     if (known !== undefined) return known;
     const a = attributeResolved(ends, reporter, { process, decision });
@@ -86,16 +94,17 @@ export class Attributor {
           edge: { key: a.key, sourceAddress: src, destinationAddress: dst },
         }
       : null;
-    this.remember(() => conversation.byReport.set(report, attributed));
+    this.makeRoom();
+    conversation.byReport.set(report, attributed);
     return attributed;
   }
 
-  private remember(add: () => void): void {
+  /** Counts an entry about to be memoized, starting over when the memo is full. */
+  private makeRoom(): void {
     if (this.entries >= this.max) {
       this.memo.clear();
       this.entries = 0;
     }
-    add();
     this.entries++;
   }
 }

@@ -80,7 +80,6 @@ import {
 } from './summarizer.js';
 import {
   inlineWindowReader,
-  mergeSums,
   readerCount,
   threadWindowReader,
   type WindowReader,
@@ -702,14 +701,14 @@ class FlowStore implements FlowStoreInternals {
     const segments = windowSegments(window.from, window.to, window.resolution);
     const reader = this.windowReader;
     try {
-      return mergeSums(await reader.sum(splitSegments(segments, reader.parallelism)));
+      return await reader.sum(splitSegments(segments, reader.parallelism));
     } catch (e) {
       if (!reader.inThreads || this.windowReader !== reader) throw e;
       // The reader threads failed: questions are answered in this thread from now on.
       this.log.error({ err: e }, 'summing a window in worker threads failed; summing here');
       this.windowReader = inlineWindowReader(this.store);
       void reader.close().catch(() => undefined);
-      return mergeSums(await this.windowReader.sum(segments));
+      return this.windowReader.sum(segments);
     }
   }
 

@@ -18,14 +18,14 @@ export interface WindowReader {
   readonly parallelism: number;
   /** Whether the pieces are read in worker threads (which can fail apart from the store). */
   readonly inThreads: boolean;
-  /** Each piece's traffic per edge. */
-  sum(pieces: readonly WindowSegment[]): Promise<PackedSums[]>;
+  /** The pieces' traffic, summed per edge. */
+  sum(pieces: readonly WindowSegment[]): Promise<TrafficSum[]>;
   close(): Promise<void>;
 }
 
 /** Per edge: id, connections, blocked, bytes, first seen, last seen (ms), one after another. */
 export type PackedSums = Float64Array;
-export const PACKED_WIDTH = 6;
+const PACKED_WIDTH = 6;
 
 export function packSums(sums: readonly TrafficSum[]): PackedSums {
   const out = new Float64Array(sums.length * PACKED_WIDTH);
@@ -78,7 +78,7 @@ function unpack(packed: ArrayLike<number>): TrafficSum[] {
   return out;
 }
 
-/** Reads a piece on `store` (a worker's own connection, or the server's). */
+/** Reads a piece on a reader thread's own connection, packed to move to the main thread. */
 export async function sumPiece(store: Store, piece: WindowSegment): Promise<PackedSums> {
   return packSums(await windowTraffic(store, piece.resolution, piece.from, piece.to));
 }
@@ -92,7 +92,12 @@ export function inlineWindowReader(store: Store): WindowReader {
   return {
     parallelism: 1,
     inThreads: false,
-    sum: (pieces) => Promise.all(pieces.map((p) => sumPiece(store, p))),
+    async sum(pieces) {
+      const parts = await Promise.all(
+        pieces.map((p) => windowTraffic(store, p.resolution, p.from, p.to)),
+      );
+      return parts.length === 1 ? parts[0]! : mergeSums(parts.map(packSums));
+    },
     close: () => Promise.resolve(),
   };
 }
@@ -128,7 +133,9 @@ export function threadWindowReader(store: StoreOptions, threads = readerCount())
     async sum(pieces) {
       const running = (readers ??= start());
       try {
-        return await Promise.all(pieces.map((p, i) => running[i % running.length]!.call(p)));
+        return mergeSums(
+          await Promise.all(pieces.map((p, i) => running[i % running.length]!.call(p))),
+        );
       } catch (e) {
         if (readers === running) {
           readers = null;
