@@ -33,7 +33,7 @@ import { stringify } from 'yaml';
 import { ApiClient } from '../src/cli/client.js';
 import { lockPrefix } from '../src/host/netns.js';
 import { hasCommand, run } from '../src/host/run.js';
-import { defaultAgentProgram } from '../src/lab/agents.js';
+import { agentEnvironment, defaultAgentProgram } from '../src/lab/agents.js';
 import { labDown } from '../src/lab/down.js';
 import { LAB_TABLE } from '../src/lab/network.js';
 import { labUnavailable } from '../src/lab/preflight.js';
@@ -937,8 +937,10 @@ export interface IdleResult {
     readonly cpuTreeMean: number;
     readonly rssMb: Distribution;
   };
-  /** A bare `node -e "setInterval(()=>{},1000)"`, measured meanwhile. */
+  /** A bare `node -e "setInterval(()=>{},1000)"` in the agents' environment, meanwhile. */
   readonly bareNode: { readonly rssMb: Distribution; readonly cpuSelf: number };
+  /** The same in this benchmark's own environment (NODE_OPTIONS, NODE_EXTRA_CA_CERTS...). */
+  readonly bareNodeCallerEnv: { readonly rssMb: Distribution; readonly cpuSelf: number };
 }
 
 async function idleBaselines(
@@ -947,17 +949,27 @@ async function idleBaselines(
   seconds: number,
   children: Set<ChildProcess>,
 ): Promise<IdleResult> {
-  const bare = spawn(process.execPath, ['-e', 'setInterval(()=>{},1000)'], { stdio: 'ignore' });
-  children.add(bare);
+  const bareNode = (env: NodeJS.ProcessEnv) => {
+    const child = spawn(process.execPath, ['-e', 'setInterval(()=>{},1000)'], {
+      stdio: 'ignore',
+      env,
+    });
+    children.add(child);
+    return child;
+  };
+  const bare = bareNode(agentEnvironment());
+  const bareCaller = bareNode(process.env);
   try {
     // Sampled once it has started up, like the agent (long started).
     await sleep(2000);
     const agents = state.workloads.flatMap((w) => (w.agent ? [w.agent.pid] : []));
     const before = await sampleAll(agents);
     const bareRun = watch(bare.pid!, seconds);
+    const bareCallerRun = watch(bareCaller.pid!, seconds);
     const targetRun = await watch(targetPid, seconds);
     const after = await sampleAll(agents);
     const bareResult = await bareRun;
+    const bareCallerResult = await bareCallerRun;
     const selfShares: number[] = [];
     const treeShares: number[] = [];
     const rss: number[] = [];
@@ -979,10 +991,16 @@ async function idleBaselines(
         rssMb: distribution(rss),
       },
       bareNode: { rssMb: bareResult.summary.rssMb, cpuSelf: bareResult.summary.cpuSelf },
+      bareNodeCallerEnv: {
+        rssMb: bareCallerResult.summary.rssMb,
+        cpuSelf: bareCallerResult.summary.cpuSelf,
+      },
     };
   } finally {
-    bare.kill('SIGKILL');
-    children.delete(bare);
+    for (const child of [bare, bareCaller]) {
+      child.kill('SIGKILL');
+      children.delete(child);
+    }
   }
 }
 
@@ -1391,10 +1409,18 @@ export function labReport(r: LabBenchResult): string {
   const usage: string[][] = [
     ['process', 'RSS p50', 'RSS max', 'CPU (process)', 'CPU (with its children)', 'machine busy'],
     [
-      'bare node -e "setInterval(()=>{},1000)" (baseline)',
+      'bare node -e "setInterval(()=>{},1000)", as agents run (baseline)',
       mb(i.bareNode.rssMb.p50),
       mb(i.bareNode.rssMb.max),
       pct(i.bareNode.cpuSelf),
+      '-',
+      '-',
+    ],
+    [
+      "the same in this benchmark's environment",
+      mb(i.bareNodeCallerEnv.rssMb.p50),
+      mb(i.bareNodeCallerEnv.rssMb.max),
+      pct(i.bareNodeCallerEnv.cpuSelf),
       '-',
       '-',
     ],

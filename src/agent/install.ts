@@ -16,8 +16,8 @@ export const ENV_PATH = 'etc/bulkhead/agent.env';
 export interface UnitOptions {
   /** The node binary. */
   readonly node: string;
-  /** The bulkhead CLI's main.js. */
-  readonly cli: string;
+  /** The agent's program (program.ts: the bundle the build makes). */
+  readonly program: string;
   readonly stateDir: string;
   /** Absolute path of the environment file on the target system. */
   readonly environmentFile: string;
@@ -28,7 +28,7 @@ export const NODE_FLAGS = ['--max-semi-space-size=1', '--no-opt', '--no-sparkplu
 
 export const UNIT_DEFAULTS: UnitOptions = {
   node: '/usr/bin/node',
-  cli: '/usr/lib/node_modules/bulkhead/dist/src/cli/main.js',
+  program: '/usr/lib/node_modules/bulkhead/dist/agent/bulkhead-agent.cjs',
   stateDir: DEFAULT_STATE_DIR,
   environmentFile: `/${ENV_PATH}`,
 };
@@ -56,7 +56,7 @@ Type=simple
 EnvironmentFile=${o.environmentFile}
 # A small young generation and no compiler but the interpreter keep the agent near its
 # 50 MB memory target (about 11 MB less); its hot path costs a little more for it.
-ExecStart=${plain('node', o.node)} ${NODE_FLAGS.join(' ')} ${plain('cli', o.cli)} agent --state-dir ${stateDir}
+ExecStart=${plain('node', o.node)} ${NODE_FLAGS.join(' ')} ${plain('program', o.program)} agent --state-dir ${stateDir}
 Restart=always
 RestartSec=2
 # Stopping the agent leaves its firewall table in force: the host never opens because the
@@ -115,7 +115,7 @@ async function writeAtomic(path: string, text: string, mode: number): Promise<vo
 export interface InstallOptions extends EnvironmentOptions {
   readonly root: string;
   readonly node: string;
-  readonly cli: string;
+  readonly program: string;
   readonly stateDir: string;
 }
 
@@ -131,7 +131,7 @@ export async function install(
   const stateDir = join(o.root, o.stateDir);
   const unitText = unitFile({
     node: o.node,
-    cli: o.cli,
+    program: o.program,
     stateDir: o.stateDir,
     environmentFile: `/${ENV_PATH}`,
   });

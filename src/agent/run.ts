@@ -2,7 +2,7 @@
  * `bulkhead agent`: the agent core with the real adapters (nft, conntrack, the host, HTTP),
  * until SIGTERM or SIGINT. Stopping leaves the firewall in force.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile } from './fs.js';
 import { systemConntrack } from './adapters/conntrack.js';
 import { nftFirewall } from './adapters/firewall.js';
 import { systemHost } from './adapters/host.js';

@@ -1,8 +1,6 @@
-import { Command, CommanderError } from 'commander';
-import { CliError, type CliIo } from './io.js';
-import { VERSION } from '../version.js';
-
-type Register = (program: Command, io: CliIo) => void;
+import type { Command } from 'commander';
+import type { CliIo } from './io.js';
+import { programOf, runProgram, type Register } from './runner.js';
 
 /**
  * Every top-level command, and where it is registered. A command's module is imported only
@@ -40,38 +38,14 @@ function commandsFor(argv: readonly string[] | undefined): typeof COMMANDS {
 
 /** The program, with the commands `argv` needs registered (every command without argv). */
 export async function createProgram(io: CliIo, argv?: readonly string[]): Promise<Command> {
-  const program = new Command('bulkhead')
-    .description(
-      'Bulkhead: microsegmentation. See which workloads talk, label them, write allow-list policy, enforce it on every host.',
-    )
-    .version(VERSION)
-    .showHelpAfterError('(run with --help for usage)')
-    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
-    .exitOverride();
-  const registers = await Promise.all(commandsFor(argv).map((c) => c.load()));
-  for (const register of registers) register(program, io);
-  for (const cmd of program.commands) {
-    cmd.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
-    for (const sub of cmd.commands)
-      sub
-        .exitOverride()
-        .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
-  }
-  return program;
+  return programOf(io, await Promise.all(commandsFor(argv).map((c) => c.load())));
 }
 
 /** Runs the CLI and returns its exit code; never calls process.exit (the caller does). */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   try {
-    const program = await createProgram(io, argv);
-    await program.parseAsync(argv, { from: 'user' });
-    return 0;
+    return await runProgram(await createProgram(io, argv), argv, io);
   } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
-    if (e instanceof CliError) {
-      io.err(`bulkhead: ${e.message}`);
-      return e.exitCode;
-    }
     // Loaded only here: most commands never read policy files.
     const { PolicyFilesError } = await import('../policy-as-code/parse.js');
     if (e instanceof PolicyFilesError) {

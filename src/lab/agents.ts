@@ -1,14 +1,13 @@
 /**
  * The lab's agents: one real Bulkhead agent per managed workload, inside its namespace,
  * started by the agent's command-line contract (`bulkhead agent --server URL
- * --activation-code CODE --state-dir DIR --hostname NAME`) from this checkout's built CLI
+ * --activation-code CODE --state-dir DIR --hostname NAME`) from this checkout's built agent program
  * unless told otherwise, and watched until each has paired with the control plane.
  */
 import { NODE_FLAGS } from '../agent/install.js';
-import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { builtAgentProgram } from '../agent/program.js';
 import { activeAgentsOn, type ControlPlaneClient } from './control-plane.js';
 import { LabError } from './errors.js';
 import { netnsOf } from './network.js';
@@ -17,29 +16,13 @@ import type { AgentRecord, LabPaths } from './state.js';
 import type { WorkloadSpec } from './topology.js';
 import type { EnforcementMode } from '../policy/model.js';
 
-/** This checkout's root: the nearest folder above this module with Bulkhead's package.json. */
-function repositoryRoot(): string | null {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const manifest = join(dir, 'package.json');
-    if (existsSync(manifest)) {
-      const { name } = JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string };
-      if (name === 'bulkhead') return dir;
-    }
-    const parent = dirname(dir);
-    if (parent === dir) return null;
-    dir = parent;
-  }
-}
-
-/** The built CLI that `bulkhead agent` runs from (`npm run build` makes it). */
+/** The agent program the lab runs unless told otherwise: this checkout's built bundle. */
 export function defaultAgentProgram(): string {
-  const root = repositoryRoot();
-  return join(root ?? process.cwd(), 'dist', 'src', 'cli', 'main.js');
+  return builtAgentProgram();
 }
 
 export interface AgentLaunch {
-  /** The agent's program: a JavaScript file node runs (the CLI's main.js). */
+  /** The agent's program: a JavaScript file node runs (see agent/program.ts). */
   readonly program: string;
   readonly serverUrl: string;
   readonly activationCode: string;
@@ -63,6 +46,16 @@ export function agentCommand(a: AgentLaunch): string[] {
     '--hostname',
     a.hostname,
   ];
+}
+
+/**
+ * The environment an agent starts with: what systemd gives a service (a PATH, and the
+ * settings in the agent's own flags), not the caller's shell. A caller's NODE_OPTIONS
+ * or NODE_EXTRA_CA_CERTS (a CA bundle every node process then parses at start: about
+ * 2 MB each) would otherwise reach all of the lab's agents.
+ */
+export function agentEnvironment(): NodeJS.ProcessEnv {
+  return { PATH: process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin' };
 }
 
 export interface LaunchOptions {
@@ -100,6 +93,7 @@ export async function launchAgents(
         }),
         log: join(options.paths.logs, `${w.name}.agent.log`),
         comm: 'node',
+        env: agentEnvironment(),
       });
       launched.push(daemon);
       await recorded(w.name, { ...daemon.record, stateDir });

@@ -27,6 +27,8 @@ export interface DaemonSpec {
    */
   readonly waitReady?: boolean;
   readonly readyTimeoutMs?: number;
+  /** The process's whole environment; by default this process's. */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 export interface Daemon {
@@ -69,6 +71,7 @@ export async function startDaemon(spec: DaemonSpec): Promise<Daemon> {
     // `ip netns exec` execs the command in place, so the child's pid is the daemon's.
     child = spawn(argv[0]!, argv.slice(1), {
       detached: true,
+      env: spec.env ?? process.env,
       // Both streams go to the log: the agent logs JSON lines on stdout.
       stdio: ['ignore', spec.waitReady ? 'pipe' : logFd, logFd],
     });

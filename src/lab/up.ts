@@ -47,7 +47,7 @@ import { loadTopology, type Topology } from './topology.js';
 
 export interface AgentOptions {
   readonly client: ControlPlaneClient;
-  /** The agent's program (the built CLI's main.js). */
+  /** The agent's program (see agent/program.ts). */
   readonly program: string;
   /** The port the relay listens on, on the bridge (the control plane's usual 7480). */
   readonly relayPort: number;

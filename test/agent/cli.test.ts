@@ -63,7 +63,7 @@ describe('bulkhead agent', () => {
       expect(r.out).toContain('systemctl daemon-reload && systemctl enable --now bulkhead-agent');
       const unit = await readFile(join(root, 'etc/systemd/system/bulkhead-agent.service'), 'utf8');
       expect(unit).toMatch(
-        /ExecStart=\S*node --max-semi-space-size=1 --no-opt --no-sparkplug \S+main\.js agent --state-dir \/var\/lib\/bulkhead-agent/,
+        /ExecStart=\S*node --max-semi-space-size=1 --no-opt --no-sparkplug \S+dist\/agent\/bulkhead-agent\.cjs agent --state-dir \/var\/lib\/bulkhead-agent/,
       );
       const env = await readFile(join(root, 'etc/bulkhead/agent.env'), 'utf8');
       expect(env).toContain('BULKHEAD_AGENT_SERVER=https://cp.example:7480\n');
@@ -110,6 +110,38 @@ describe.skipIf(!existsSync(BIN))(
       ).toEqual([]);
       const server = await loaded(['server', '--help']);
       expect(server.some((m) => m.includes('node_modules/fastify/'))).toBe(true);
+    });
+  },
+);
+
+const AGENT_PROGRAM = 'dist/agent/bulkhead-agent.cjs';
+describe.skipIf(!existsSync(AGENT_PROGRAM))(
+  `the agent's bundle (${AGENT_PROGRAM}; run npm run build)`,
+  () => {
+    const run = (...argv: string[]) =>
+      promisify(execFile)(process.execPath, [AGENT_PROGRAM, ...argv]).then(
+        (r) => ({ code: 0, ...r }),
+        (e: { code: number; stdout: string; stderr: string }) => e,
+      );
+
+    it('takes the arguments of `bulkhead agent`, and checks them the same way', async () => {
+      const full = await cli('agent', '--help');
+      const bundled = await run('agent', '--help');
+      expect(bundled.code).toBe(0);
+      const options = (text: string) => text.split('\n').filter((l) => /^\s+--?\w/.test(l));
+      expect(options(bundled.stdout).length).toBeGreaterThan(10);
+      expect(options(bundled.stdout)).toEqual(options(full.out));
+      const bad = await run('agent', '--server', 'http://cp', '--flush-interval', '11');
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain('--flush-interval: 11 s is outside 0.2-10 s');
+    });
+
+    it('is one file holding the agent and none of the control plane', async () => {
+      const text = await readFile(AGENT_PROGRAM, 'utf8');
+      expect(text).not.toMatch(/require\("\.{1,2}\//);
+      for (const other of ['fastify', 'better-sqlite3', 'kysely', 'zod', 'pino'])
+        expect(text).not.toContain(`node_modules/${other}/`);
+      expect(text).toContain('node_modules/commander/');
     });
   },
 );

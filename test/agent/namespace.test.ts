@@ -22,7 +22,7 @@ import { testServer, type TestServer } from '../support/server.js';
 import { listen, probe, type Listener } from './support/netns-node.js';
 
 const PREFIX = 'bha';
-const BIN = 'dist/src/cli/main.js';
+const BIN = 'dist/agent/bulkhead-agent.cjs';
 const CP = '198.19.231.1';
 const DB = '198.19.231.20';
 const WEB = '198.19.231.10';

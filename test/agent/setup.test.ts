@@ -79,7 +79,7 @@ describe('the systemd unit', () => {
       activationCode: 'bhc_abc',
       stateDir: '/var/lib/bulkhead-agent',
       node: '/opt/node/bin/node',
-      cli: '/opt/bulkhead/dist/src/cli/main.js',
+      program: '/opt/bulkhead/dist/agent/bulkhead-agent.cjs',
     });
     expect(written).toEqual({
       unit: join(dir, 'etc/systemd/system/bulkhead-agent.service'),
@@ -88,7 +88,7 @@ describe('the systemd unit', () => {
     });
     const unit = await readFile(written.unit, 'utf8');
     expect(unit).toContain(
-      'ExecStart=/opt/node/bin/node --max-semi-space-size=1 --no-opt --no-sparkplug /opt/bulkhead/dist/src/cli/main.js agent --state-dir /var/lib/bulkhead-agent',
+      'ExecStart=/opt/node/bin/node --max-semi-space-size=1 --no-opt --no-sparkplug /opt/bulkhead/dist/agent/bulkhead-agent.cjs agent --state-dir /var/lib/bulkhead-agent',
     );
     expect(unit).toContain('EnvironmentFile=/etc/bulkhead/agent.env');
     expect(unit).toContain('Restart=always');

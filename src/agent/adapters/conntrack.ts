@@ -4,7 +4,7 @@
  * child streams events (through a named pipe); `conntrack -L` dumps (through another) catch
  * what the event stream missed.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from '../fs.js';
 import { eachLine, fifoPath, streamLinesViaFifo, type LineStream } from './lines.js';
 
 export interface ConntrackAdapter {

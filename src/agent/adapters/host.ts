@@ -3,8 +3,7 @@
  * interfaces, sockets and the processes behind them, logged-in users). The real one reads
  * /etc, /proc and runs `ip`, `ss` and `who`; tests use a fake.
  */
-import { lookup } from 'node:dns/promises';
-import { readFile, readlink } from 'node:fs/promises';
+import { readFile, readlink } from '../fs.js';
 import { hostname, release } from 'node:os';
 import { run } from '../../host/run.js';
 import { parseIpAddr } from '../parse/ip-addr.js';
@@ -80,6 +79,8 @@ export function systemHost(): HostAdapter {
       return parseWho(stdout);
     },
     async resolve(name) {
+      // Loaded only for a control plane named by host name (a quarter megabyte).
+      const { lookup } = await import('node:dns/promises');
       const answers = await lookup(name, { all: true, verbatim: true });
       return [...new Set(answers.map((a) => a.address))];
     },

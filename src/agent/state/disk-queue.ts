@@ -7,7 +7,7 @@
  * dropped, and how many (and how much they weighed, e.g. summaries) is counted in
  * `dropped.json` until it has been reported.
  */
-import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat } from '../fs.js';
 import { join } from 'node:path';
 import { number, object, string, type Infer, type Schema } from '../check.js';
 import { StateDirError, errorText } from '../errors.js';

@@ -4,7 +4,7 @@
  * never half of either; readable only by root (0600); checked (check.ts) on the way back
  * in, since anything on disk may have been damaged or edited.
  */
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { createFileSynced, readFile, rename, rm } from '../fs.js';
 import { basename, dirname, join } from 'node:path';
 import type { Schema } from '../check.js';
 import { StateDirError, errorText } from '../errors.js';
@@ -17,13 +17,7 @@ let sequence = 0;
 export async function writeFileAtomic(path: string, text: string): Promise<void> {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${sequence++}.tmp`);
   try {
-    const handle = await open(tmp, 'wx', FILE_MODE);
-    try {
-      await handle.writeFile(text, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await createFileSynced(tmp, text, FILE_MODE);
     await rename(tmp, path);
   } catch (e) {
     await rm(tmp, { force: true }).catch(() => undefined);

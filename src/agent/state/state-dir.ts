@@ -9,7 +9,7 @@
  *   spool/flows/      flow batches not delivered yet (bounded; see disk-queue.ts)
  *   spool/reports/    tamper and dropped-telemetry reports not delivered yet
  */
-import { chmod, mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from '../fs.js';
 import { join } from 'node:path';
 import { StateDirError, errorText } from '../errors.js';
 import {

@@ -289,7 +289,7 @@ export function registerLab(program: Command, io: CliIo): void {
     .option('--no-agents', 'start no agents (and leave the control plane alone)')
     .option(
       '--agent-program <file>',
-      "the agent's program (default: this checkout's dist/src/cli/main.js)",
+      "the agent's program (default: this checkout's dist/agent/bulkhead-agent.cjs)",
     )
     .option(
       '--relay-port <port>',
