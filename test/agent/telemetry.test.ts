@@ -11,7 +11,7 @@ import {
 } from '../../src/agent/parse/nft-json.js';
 import { parseSs } from '../../src/agent/parse/ss.js';
 import { FlowAggregator, type FlowObservation } from '../../src/agent/telemetry/aggregate.js';
-import { ConnectionTracker } from '../../src/agent/telemetry/connections.js';
+import { ConnectionTracker, tupleCheck } from '../../src/agent/telemetry/connections.js';
 import { IdTable } from '../../src/agent/telemetry/id-table.js';
 import { RecordedAttempts } from '../../src/agent/telemetry/recorded.js';
 import { SocketTable } from '../../src/agent/telemetry/sockets.js';
@@ -93,33 +93,45 @@ describe('flow aggregation', () => {
 });
 
 describe('the id table', () => {
-  it('behaves like a map under random inserts and deletes (backward-shift deletion)', () => {
+  it('behaves like a map of (id, check) under random inserts and deletes (backward shift)', () => {
     const random = mulberry32(7);
     const table = new IdTable(1_000_000, 16);
-    const model = new Map<number, number>();
+    const model = new Map<string, number>();
     for (let i = 0; i < 50_000; i++) {
-      // A small id space makes collisions and long probe runs common.
+      // A small id space makes collisions and long probe runs common; two checks per id
+      // stand for two live connections whose 32-bit ids collide.
       const id = Math.floor(random() * 5000) * 7919 + 1;
+      const check = random() < 0.5 ? 0xdeadbeef : 17;
+      const key = `${id}:${check}`;
       if (random() < 0.6) {
         const v = Math.floor(random() * 100);
-        table.set(id, v);
-        model.set(id, v);
+        table.set(id, check, v);
+        model.set(key, v);
       } else {
-        expect(table.delete(id)).toBe(model.delete(id));
+        expect(table.delete(id, check)).toBe(model.delete(key));
       }
     }
     expect(table.size).toBe(model.size);
-    for (const [id, v] of model) expect(table.get(id)).toBe(v);
-    expect(table.get(4)).toBe(-1);
+    for (const [key, v] of model) {
+      const [id, check] = key.split(':').map(Number);
+      expect(table.get(id!, check!)).toBe(v);
+    }
+    expect(table.get(4, 17)).toBe(-1);
   });
 
   it('remembers no more than its limit, and sweeps what a generation did not mark', () => {
     const table = new IdTable(3);
-    expect([1, 2, 3, 4].map((id) => table.set(id, 0, 1))).toEqual([true, true, true, false]);
-    table.mark(2, 2);
-    table.set(5, 0, 2); // refused: still full
-    expect(table.sweep(2)).toBe(2);
-    expect([1, 2, 3].map((id) => table.has(id))).toEqual([false, true, false]);
+    expect([1, 2, 3, 4].map((id) => table.set(id, 9, 0, 1))).toEqual([true, true, true, false]);
+    table.mark(2, 9, 2);
+    expect(table.mark(3, 8, 2)).toBe(false); // same id, another connection: not here
+    table.set(5, 9, 0, 2); // refused: still full
+    const gone: number[][] = [];
+    expect(table.sweep(2, (id, check, value) => gone.push([id, check, value]))).toBe(2);
+    expect(gone.sort((a, b) => a[0]! - b[0]!)).toEqual([
+      [1, 9, 0],
+      [3, 9, 0],
+    ]);
+    expect([1, 2, 3].map((id) => table.has(id, 9))).toEqual([false, true, false]);
   });
 });
 
@@ -253,6 +265,35 @@ describe('connection tracking', () => {
     const [destroy] = recorded('conntrack-events.out').filter((r) => r.event === 'destroy');
     t.record(destroy!, T0, clientSockets);
     expect(seen).toEqual([expect.objectContaining({ dport: 7777, connections: 1, bytes: 100 })]);
+  });
+
+  it('tells apart two live connections whose 32-bit conntrack ids collide', () => {
+    const { t, seen } = tracker(CLIENT);
+    const dump = recorded('conntrack-dump.out');
+    t.beginDump();
+    for (const r of dump) t.record({ ...r, event: 'entry' }, T0, clientSockets);
+    t.endDump();
+    const base = dump.find((r) => r.dport === 8080)!;
+    const first = { ...base, id: 4242, sport: 40010 };
+    const second = { ...base, id: 4242, sport: 40011 };
+    expect(tupleCheck(first)).not.toBe(tupleCheck(second));
+    // Both are counted, though the kernel gave them one id...
+    t.record({ ...first, event: 'new' }, T0, clientSockets);
+    t.record({ ...second, event: 'new' }, T0, clientSockets);
+    t.resolvePending(clientSockets);
+    expect(seen.map((o) => o.connections)).toEqual([1, 1]);
+    // ...a dump lists both and counts neither again...
+    t.beginDump();
+    for (const r of [...dump, first, second]) t.record({ ...r, event: 'entry' }, T0, clientSockets);
+    t.endDump();
+    expect(seen).toHaveLength(2);
+    // ...and each DESTROY adds its own bytes, neither taken for a lost NEW.
+    t.record({ ...first, event: 'destroy', bytes: 10 }, T0 + 1, clientSockets);
+    t.record({ ...second, event: 'destroy', bytes: 20 }, T0 + 1, clientSockets);
+    expect(seen.slice(2).map((o) => [o.connections, o.bytes])).toEqual([
+      [0, 10],
+      [0, 20],
+    ]);
   });
 
   it('leaves out loopback and traffic merely forwarded through the host', () => {

@@ -13,8 +13,9 @@
  *   there: those connections may have been counted before a restart, and counting one twice
  *   is worse than missing the few opened while the agent was down.
  *
- * Counted connections are remembered by conntrack id while they live (id-table.ts), with
- * their process, so a dump or a DESTROY can tell them from the ones never seen.
+ * Counted connections are remembered by conntrack id and tuple check while they live
+ * (id-table.ts), with their process, so a dump or a DESTROY can tell them from the ones
+ * never seen.
  *
  * Pure: no I/O; time is given.
  */
@@ -35,6 +36,8 @@ export interface TrackerOptions {
 type Direction = 'inbound' | 'outbound';
 
 interface Pending {
+  readonly id: number;
+  readonly check: number;
   readonly observation: FlowObservation;
   readonly direction: Direction;
   readonly ends: Ends;
@@ -54,6 +57,22 @@ function endsOf(r: ConntrackRecord, direction: Direction): Ends {
     : { local: r.dst, localPort: r.dport, remote: r.src, remotePort: r.sport };
 }
 
+/**
+ * A check of a connection beside its conntrack id: its original ports. Linux names a
+ * conntrack entry by a 32-bit hash, so among the 25k connections a host at 1k/s holds in
+ * TIME_WAIT, two share an id in about one run in fifteen, and by id alone the second would
+ * pass for one already counted. Two such connections with the same source and destination
+ * ports as well are a chance in hundreds of millions. The ports are what the agent already
+ * has as numbers (it runs without an optimizing compiler: hashing the addresses' text
+ * on every event costs a visible share of its CPU).
+ */
+export function tupleCheck(r: ConntrackRecord): number {
+  return (((r.sport & 0xffff) << 16) | (r.dport & 0xffff)) >>> 0;
+}
+
+/** A pending connection's key: its id and source port, exact in a double (48 bits). */
+const pendingKey = (id: number, check: number) => id * 0x10000 + (check >>> 16);
+
 /** At most this many distinct process names are remembered by index. */
 const MAX_NAMES = 0xfff0;
 
@@ -67,7 +86,7 @@ export class ConnectionTracker {
    * stream are read side by side, so a connection that left the table may be swept before
    * its DESTROY event, still queued, is read: that DESTROY is then not a lost NEW.
    */
-  private ended = new Map<number, number>();
+  private ended: IdTable;
   private readonly maxPending: number;
   /** Process names by index; index 0 is "no process". */
   private names: (string | undefined)[] = [undefined];
@@ -82,6 +101,7 @@ export class ConnectionTracker {
     options: TrackerOptions = {},
   ) {
     this.known = new IdTable(options.maxTracked ?? 200_000);
+    this.ended = new IdTable(options.maxTracked ?? 200_000);
     this.maxPending = options.maxPending ?? 10_000;
   }
 
@@ -111,13 +131,13 @@ export class ConnectionTracker {
   record(r: ConntrackRecord, at: number, sockets: SocketTable): void {
     switch (r.event) {
       case 'new':
-        this.open(r, at, sockets, true);
+        this.open(r, tupleCheck(r), at, sockets, true);
         return;
       case 'destroy':
-        this.close(r, at, sockets);
+        this.close(r, tupleCheck(r), at, sockets);
         return;
       case 'entry':
-        this.dumped(r, at, sockets);
+        this.dumped(r, tupleCheck(r), at, sockets);
         return;
       case 'update':
         return;
@@ -135,8 +155,8 @@ export class ConnectionTracker {
     if (!this.dumping) return;
     this.dumping = false;
     this.dumps++;
-    const ended = new Map<number, number>();
-    this.known.sweep(this.generation, (id, value) => ended.set(id, value));
+    const ended = new IdTable(this.known.limit);
+    this.known.sweep(this.generation, (id, check, value) => ended.set(id, check, value));
     this.ended = ended;
   }
 
@@ -147,14 +167,14 @@ export class ConnectionTracker {
 
   /** Names the process of waiting connections from a fresh socket snapshot; all are released. */
   resolvePending(sockets: SocketTable): void {
-    for (const [id, p] of this.pending) this.release(id, p, sockets);
+    for (const p of this.pending.values()) this.release(p, sockets);
     this.pending.clear();
   }
 
-  private release(id: number, p: Pending, sockets: SocketTable): void {
+  private release(p: Pending, sockets: SocketTable): void {
     const o = p.observation;
     const process = this.lookUp(o.proto, p.direction, p.ends, sockets);
-    this.known.set(id, this.indexOf(process), this.generation);
+    this.known.set(p.id, p.check, this.indexOf(process), this.generation);
     this.sink(process === undefined ? o : { ...o, process });
   }
 
@@ -214,8 +234,15 @@ export class ConnectionTracker {
     };
   }
 
-  private open(r: ConntrackRecord, at: number, sockets: SocketTable, wait: boolean): void {
-    if (this.known.has(r.id) || this.pending.has(r.id)) return;
+  private open(
+    r: ConntrackRecord,
+    check: number,
+    at: number,
+    sockets: SocketTable,
+    wait: boolean,
+  ): void {
+    const key = pendingKey(r.id, check);
+    if (this.known.has(r.id, check) || this.pending.has(key)) return;
     const direction = this.direction(r);
     if (!direction) return;
     const ends = endsOf(r, direction);
@@ -227,25 +254,26 @@ export class ConnectionTracker {
       (r.proto === 'tcp' || r.proto === 'udp') &&
       this.pending.size < this.maxPending
     ) {
-      this.pending.set(r.id, { observation: o, direction, ends });
+      this.pending.set(key, { id: r.id, check, observation: o, direction, ends });
       return;
     }
-    this.known.set(r.id, this.indexOf(process), this.generation);
+    this.known.set(r.id, check, this.indexOf(process), this.generation);
     this.sink(o);
   }
 
-  private close(r: ConntrackRecord, at: number, sockets: SocketTable): void {
-    const waiting = this.pending.get(r.id);
+  private close(r: ConntrackRecord, check: number, at: number, sockets: SocketTable): void {
+    const key = pendingKey(r.id, check);
+    const waiting = this.pending.get(key);
     if (waiting) {
       // Its socket is gone by now; release it with whatever the snapshot can still say.
-      this.pending.delete(r.id);
-      this.release(r.id, waiting, sockets);
+      this.pending.delete(key);
+      this.release(waiting, sockets);
     }
-    let known = this.known.get(r.id);
-    this.known.delete(r.id);
+    let known = this.known.get(r.id, check);
+    this.known.delete(r.id, check);
     if (known < 0) {
-      known = this.ended.get(r.id) ?? -1;
-      this.ended.delete(r.id);
+      known = this.ended.get(r.id, check);
+      this.ended.delete(r.id, check);
     }
     const bytes = Math.max(0, r.bytes);
     const direction = this.direction(r);
@@ -266,19 +294,21 @@ export class ConnectionTracker {
     if (bytes > 0) this.sink(this.observation(r, at, 0, bytes, this.names[known]));
   }
 
-  private dumped(r: ConntrackRecord, at: number, sockets: SocketTable): void {
-    if (this.known.mark(r.id, this.generation) || this.pending.has(r.id)) return;
+  private dumped(r: ConntrackRecord, check: number, at: number, sockets: SocketTable): void {
+    if (this.known.mark(r.id, check, this.generation) || this.pending.has(pendingKey(r.id, check)))
+      return;
     if (this.dumps === 0 && this.dumping) {
       // The first dump after start: remember, do not count.
       const direction = this.direction(r);
       if (!direction) return;
       this.known.set(
         r.id,
+        check,
         this.indexOf(this.lookUp(r.proto, direction, endsOf(r, direction), sockets)),
         this.generation,
       );
       return;
     }
-    this.open(r, at, sockets, false);
+    this.open(r, check, at, sockets, false);
   }
 }
