@@ -13,8 +13,8 @@
  *
  * Workload names are host names (no dots), so they never collide with the dotted entries.
  */
-import { mkdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { LabError } from './errors.js';
 import type { Protocol, Topology } from './topology.js';
 
@@ -174,6 +174,11 @@ export async function removeLabFiles(
   const paths = labPaths(dir);
   const entries = [paths.state, paths.bin, paths.programs, ...workloads.map((w) => join(dir, w))];
   if (!options.keepLogs) entries.push(paths.logs);
+  // A state file half-written when its writer was killed (writeState's temporary).
+  const stateName = basename(paths.state);
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names)
+    if (name.startsWith(`${stateName}.`) && name.endsWith('.tmp')) entries.push(join(dir, name));
   for (const entry of entries) await rm(entry, { recursive: true, force: true });
   try {
     await rmdir(dir);
