@@ -1406,24 +1406,18 @@ export function labReport(r: LabBenchResult): string {
 
   const i = r.idle;
   const l = r.load;
+  const bareRow = (label: string, b: IdleResult['bareNode']) => [
+    label,
+    mb(b.rssMb.p50),
+    mb(b.rssMb.max),
+    pct(b.cpuSelf),
+    '-',
+    '-',
+  ];
   const usage: string[][] = [
     ['process', 'RSS p50', 'RSS max', 'CPU (process)', 'CPU (with its children)', 'machine busy'],
-    [
-      'bare node -e "setInterval(()=>{},1000)", as agents run (baseline)',
-      mb(i.bareNode.rssMb.p50),
-      mb(i.bareNode.rssMb.max),
-      pct(i.bareNode.cpuSelf),
-      '-',
-      '-',
-    ],
-    [
-      "the same in this benchmark's environment",
-      mb(i.bareNodeCallerEnv.rssMb.p50),
-      mb(i.bareNodeCallerEnv.rssMb.max),
-      pct(i.bareNodeCallerEnv.cpuSelf),
-      '-',
-      '-',
-    ],
+    bareRow('bare node -e "setInterval(()=>{},1000)", as agents run (baseline)', i.bareNode),
+    bareRow("the same in this benchmark's environment", i.bareNodeCallerEnv),
     [
       `agent on ${l.target}, idle (baseline)`,
       mb(i.target.rssMb.p50),
