@@ -51,7 +51,16 @@ export function dialectFor(options: StoreOptions): StoreDialect {
 
 export async function openStore(options: StoreOptions): Promise<Store> {
   const dialect = dialectFor(options);
-  const db = dialect.open();
+  const cannotOpen = (e: unknown) =>
+    new StoreError(`cannot open the store at ${dialect.location}: ${(e as Error).message}`, {
+      cause: e,
+    });
+  let db: Kysely<Database>;
+  try {
+    db = dialect.open();
+  } catch (e) {
+    throw cannotOpen(e);
+  }
   try {
     await dialect.check(db);
     const migrator = new Migrator({
@@ -70,9 +79,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   } catch (e) {
     await db.destroy();
     if (e instanceof StoreError) throw e;
-    throw new StoreError(`cannot open the store at ${dialect.location}: ${(e as Error).message}`, {
-      cause: e,
-    });
+    throw cannotOpen(e);
   }
   return {
     db,

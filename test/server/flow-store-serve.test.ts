@@ -75,6 +75,15 @@ describe('the flow store in a running control plane', () => {
     const r2 = await cli('server', '--data-dir', dir, '--flow-retention', 'weeks=2');
     expect(r2.err).toMatch(/"weeks=2" is not resolution=duration/);
   });
+
+  it('says which data directory it cannot make, without a stack, and exits 1', async () => {
+    const r = await cli('server', '--data-dir', '/proc/bulkhead-nonexistent/data', '--port', '0');
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(
+      "bulkhead: cannot open the store at /proc/bulkhead-nonexistent/data/bulkhead.db: ENOENT: no such file or directory, mkdir '/proc/bulkhead-nonexistent'",
+    );
+    expect(r.err).not.toContain('    at ');
+  });
 });
 
 describe('which audit events re-decide flows', () => {

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { FlowQueryError, parseRetention } from '../../analysis/flows/window.js';
 import { serve } from '../../server/serve.js';
+import { StoreError } from '../../store/store.js';
 import { CliError, type CliIo } from '../io.js';
 
 export function registerServer(program: Command, io: CliIo): void {
@@ -45,6 +46,8 @@ export function registerServer(program: Command, io: CliIo): void {
             2,
           );
         }
+        // A store that cannot be opened (a data directory that cannot be made, a database out
+        // of reach) is the operator's to fix: its message, without a stack.
         const running = await serve({
           host: opts.host,
           port,
@@ -57,6 +60,9 @@ export function registerServer(program: Command, io: CliIo): void {
           ...(opts.tlsCert ? { tlsCert: opts.tlsCert } : {}),
           ...(opts.tlsKey ? { tlsKey: opts.tlsKey } : {}),
           ...(retention ? { flows: { retention } } : {}),
+        }).catch((e: unknown) => {
+          if (e instanceof StoreError) throw new CliError(e.message, 1);
+          throw e;
         });
         io.err(
           `bulkhead control plane on ${running.url} (store: ${running.store.dialect.location})`,

@@ -1,10 +1,24 @@
 /** The embedded store: one SQLite file, zero set-up. */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, SqliteDialect, sql } from 'kysely';
 import type { Database } from '../schema.js';
 import type { StoreDialect } from './dialect.js';
+
+/**
+ * `mkdir -p`, a level at a time. Node's own recursive mkdir never returns for a path under
+ * /proc (it retries ENOENT there forever), so `--data-dir /proc/x` would hang the server
+ * instead of failing with the path it cannot make.
+ */
+function makeDirectories(dir: string): void {
+  const missing: string[] = [];
+  for (let d = dir; !existsSync(d); d = dirname(d)) {
+    missing.push(d);
+    if (dirname(d) === d) break;
+  }
+  for (const d of missing.reverse()) mkdirSync(d);
+}
 
 export function sqliteDialect(file: string): StoreDialect {
   let connection: SQLite.Database | null = null;
@@ -17,7 +31,7 @@ export function sqliteDialect(file: string): StoreDialect {
       autoIncrement: (c) => c.autoIncrement(),
     },
     open(): Kysely<Database> {
-      if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+      if (file !== ':memory:') makeDirectories(dirname(file));
       const db = new SQLite(file);
       connection = db;
       // WAL lets readers go on while a writer commits; foreign keys are off by default in SQLite.
