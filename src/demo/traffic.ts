@@ -31,6 +31,8 @@ export interface Conversation {
   readonly bytesPerConnection: number;
   /** For incidents: when it happened, as [from, to) seconds before `now`. */
   readonly windows?: readonly (readonly [number, number])[];
+  /** The destination enforces in full and drops it: its agent reports every attempt blocked. */
+  readonly dropped?: boolean;
   /** Why it is in the demo (shown nowhere; for readers of this file and its tests). */
   readonly story: string;
 }
@@ -325,7 +327,7 @@ export function demoConversations(hosts: readonly DemoHost[], seed: number): Con
   const shopWeb = pick('shop', 'prod', 'web');
   scanners.forEach((s, i) => {
     const target = shopWeb[i % shopWeb.length]!;
-    out.push(toHost(addr(s), target, SSH, 'sporadic', 6, 300, 'ssh scan'));
+    out.push({ ...toHost(addr(s), target, SSH, 'sporadic', 6, 300, 'ssh scan'), dropped: true });
     if (i % 3 === 0)
       out.push({
         key: { source: addr(s), destination: end(target), proto: 'tcp', port: 23, process: null },
@@ -333,6 +335,7 @@ export function demoConversations(hosts: readonly DemoHost[], seed: number): Con
         rate: 3,
         bytesPerConnection: 120,
         story: 'telnet scan',
+        dropped: true,
       });
   });
   const day = 24 * HOUR;
@@ -430,7 +433,14 @@ export function demoTraffic(
     const first = t + Math.floor(random() * (width / 2));
     const last = connections === 1 ? first : t + width / 2 + Math.floor(random() * (width / 2));
     const bytes = Math.round(connections * c.bytesPerConnection * (0.7 + 0.6 * random()));
-    records.push({ key: c.key, firstSeen: iso(first), lastSeen: iso(last), connections, bytes });
+    records.push({
+      key: c.key,
+      firstSeen: iso(first),
+      lastSeen: iso(last),
+      connections,
+      ...(c.dropped ? { blocked: connections } : {}),
+      bytes,
+    });
   };
 
   for (let t = start; t < minuteFrom; t += HOUR)

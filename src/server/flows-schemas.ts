@@ -271,6 +271,7 @@ export const flowRowView = z.object({
   port: z.number().nullable(),
   process: z.string().nullable(),
   connections: z.number(),
+  blocked: z.number().describe('Of connections, the attempts an enforcing agent reported blocked'),
   bytes: z.number(),
   firstSeen: z.string(),
   lastSeen: z.string(),

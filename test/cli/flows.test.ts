@@ -179,9 +179,9 @@ describe('flow commands against a control plane over a real socket', () => {
     const table = await cli('flows', '--dst', 'workload:db-1');
     expect(table.code, table.err).toBe(0);
     expect(table.out).toMatch(
-      /^SOURCE\s+DESTINATION\s+SERVICE\s+PROCESS\s+CONNECTIONS\s+BYTES\s+LAST SEEN\s+DECISION\s+DECIDED BY/,
+      /^SOURCE\s+DESTINATION\s+SERVICE\s+PROCESS\s+CONNECTIONS\s+BLOCKED\s+BYTES\s+LAST SEEN\s+DECISION\s+DECIDED BY/,
     );
-    expect(table.out).toMatch(/web-1\s+db-1\s+3306\/tcp\s+mysqld\s+2\s+200 B\s+\S+\s+blocked/);
+    expect(table.out).toMatch(/web-1\s+db-1\s+3306\/tcp\s+mysqld\s+2\s+-\s+200 B\s+\S+\s+blocked/);
     expect(table.out).toMatch(/1 of 1 flows/);
 
     // The table pages through everything (more than one page of 1000 is not needed to see it).
@@ -195,10 +195,10 @@ describe('flow commands against a control plane over a real socket', () => {
     expect(csv.code, csv.err).toBe(0);
     const lines = csv.out.trimEnd().split('\n');
     expect(lines[0]).toBe(
-      'source,source_labels,destination,destination_labels,proto,port,process,connections,bytes,first_seen,last_seen,decision,decided_by,draft_decision,draft_decided_by',
+      'source,source_labels,destination,destination_labels,proto,port,process,connections,blocked,bytes,first_seen,last_seen,decision,decided_by,draft_decision,draft_decided_by',
     );
     expect(lines).toHaveLength(FLOWS + 1);
-    expect(lines[1]).toMatch(/^web-1,.*,api-1,.*,tcp,8080,java,40,4000,/);
+    expect(lines[1]).toMatch(/^web-1,.*,api-1,.*,tcp,8080,java,40,0,4000,/);
 
     const json = await cli('flows', '--json', '--decision', 'allowed');
     expect(json.code, json.err).toBe(0);

@@ -101,6 +101,21 @@ describe('the demo estate', () => {
       expect(decisionOf(c.key), c.story).toBe('potentially-blocked');
   });
 
+  it('reports the scans a fully enforcing destination drops as blocked attempts, and nothing else', () => {
+    const dropped = new Set([...story('ssh scan'), ...story('telnet scan')].map(keyText));
+    const blocked = demo.traffic.filter((r) => (r.blocked ?? 0) > 0);
+    expect(blocked.length).toBeGreaterThan(0);
+    for (const r of blocked) {
+      expect(dropped.has(keyText(r)), keyText(r)).toBe(true);
+      expect(r.blocked).toBe(r.connections);
+    }
+    for (const c of demo.conversations.filter((c) => dropped.has(keyText(c)))) {
+      expect(decisionOf(c.key)).toBe('blocked');
+      const target = demo.workloads.find((w) => w.name === c.key.destination.workload);
+      expect(target?.mode).toBe('full');
+    }
+  });
+
   it('is busier in office hours than at night, and quieter at weekends', () => {
     const staff = new Set(
       demo.conversations.filter((c) => c.shape === 'office').map((c) => keyText(c)),

@@ -204,11 +204,11 @@ describe.each(STORE_KINDS)('flow API on %s', (kind) => {
     const lines = r.body.trimEnd().split('\r\n');
     expect(lines[0]).toBe(EXPORT_COLUMNS.join(','));
     expect(lines[0]).toBe(
-      'source,source_labels,destination,destination_labels,proto,port,process,connections,bytes,first_seen,last_seen,decision,decided_by,draft_decision,draft_decided_by',
+      'source,source_labels,destination,destination_labels,proto,port,process,connections,blocked,bytes,first_seen,last_seen,decision,decided_by,draft_decision,draft_decided_by',
     );
     expect(lines).toHaveLength(FLOWS + 1);
     expect(lines[1]).toMatch(
-      /^web-1,"app=shop,env=prod,role=web",api-1,"app=shop,env=prod,role=api",tcp,8080,java,10,10000,[^,]+,[^,]+,allowed,allow rule shop\/web-to-api,/,
+      /^web-1,"app=shop,env=prod,role=web",api-1,"app=shop,env=prod,role=api",tcp,8080,java,10,0,10000,[^,]+,[^,]+,allowed,allow rule shop\/web-to-api,/,
     );
     expect(lines.filter((l) => l.startsWith('198.51.100.'))).toHaveLength(SCANNERS);
 

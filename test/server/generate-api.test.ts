@@ -6,6 +6,7 @@
  * an uploaded flow file, which stores nothing. And connection attempts an enforcing agent
  * blocked, which must not turn into allow rules unless asked.
  */
+import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_SIMULATED_SUMMARIES } from '../../src/server/generate-schemas.js';
 import { appendFlowBatch } from '../../src/store/flows.js';
@@ -604,6 +605,25 @@ describe.each(STORE_KINDS)('blocked attempts left out of generation on %s', (kin
       expect.arrayContaining([
         [{ proto: 'tcp', port: 3306 }, 8],
         [{ proto: 'tcp', port: 22 }, 5],
+      ]),
+    );
+  });
+
+  it.skipIf(skip)("shows each flow's blocked attempts in the explorer and its export", async () => {
+    const page = await s.call({ method: 'GET', url: '/api/v1/flows?since=1h&sort=port' });
+    expect(page.statusCode, page.body).toBe(200);
+    const rows = page.json<{ items: { port: number; connections: number; blocked: number }[] }>();
+    expect(rows.items.map((r) => [r.port, r.connections, r.blocked])).toEqual([
+      [22, 5, 5],
+      [3306, 8, 2],
+    ]);
+    const csv = await s.call({ method: 'GET', url: '/api/v1/flows/export?since=1h&format=csv' });
+    expect(csv.statusCode, csv.body).toBe(200);
+    const exported = parse<Record<string, string>>(csv.body, { columns: true });
+    expect(exported.map((r) => [r.port, r.connections, r.blocked])).toEqual(
+      expect.arrayContaining([
+        ['22', '5', '5'],
+        ['3306', '8', '2'],
       ]),
     );
   });

@@ -29,7 +29,7 @@ const skipReason = existsSync(CHROMIUM)
 if (skipReason) console.warn(`SKIPPED browser tests: ${skipReason}`);
 
 const CSV_HEADER =
-  'source,source_labels,destination,destination_labels,proto,port,process,connections,bytes,first_seen,last_seen,decision,decided_by,draft_decision,draft_decided_by';
+  'source,source_labels,destination,destination_labels,proto,port,process,connections,blocked,bytes,first_seen,last_seen,decision,decided_by,draft_decision,draft_decided_by';
 
 /** The graph is a canvas: tests find an element's drawn position through the live graph. */
 async function drawnPosition(page: Page, id: string): Promise<{ x: number; y: number }> {
@@ -226,6 +226,43 @@ describe.skipIf(skipReason !== null)('the web UI in Chromium', () => {
       expect(line).toContain('app=shop');
       expect(line).toContain('app=payments');
     }
+  }, 60_000);
+
+  it("the explorer shows the attempts an enforcing agent blocked beside a flow's connections", async () => {
+    await page.getByTestId('nav-flows').click();
+    await page.getByTestId('filter-src').fill('');
+    await page.getByTestId('filter-dst').fill('app=shop,env=prod,role=web');
+    await page.getByTestId('filter-port').fill('22/tcp');
+    await page.getByTestId('filter-window').getByRole('radio', { name: '7d' }).click();
+    await page.getByTestId('filter-apply').click();
+    // The demo's ssh scans of shop's prod web tier, which enforces in full: every attempt
+    // dropped and shown so; the admins' ssh from the jump hosts went through.
+    const rowsByKind = async () => {
+      const seen = { blockedWithAttempts: 0, other: 0, wrong: 0 };
+      for (const row of await page.getByTestId('flow-row').all()) {
+        const decision = (await row.locator('.badge').textContent())?.trim();
+        const attempts = await row.getByTestId('flow-blocked').allTextContents();
+        if (
+          decision === 'Blocked' &&
+          attempts.length === 1 &&
+          /^[\d,]+ blocked$/.test(attempts[0]!)
+        )
+          seen.blockedWithAttempts++;
+        else if (decision !== 'Blocked' && attempts.length === 0) seen.other++;
+        else seen.wrong++;
+      }
+      return seen;
+    };
+    await expect
+      .poll(
+        async () => {
+          const seen = await rowsByKind();
+          return seen.blockedWithAttempts > 0 && seen.other > 0 && seen.wrong === 0;
+        },
+        { timeout: 20_000 },
+      )
+      .toBe(true);
+    await shot(page, 'flows-blocked');
   }, 60_000);
 
   it('a label edit on the Workloads page changes the map grouping', async () => {

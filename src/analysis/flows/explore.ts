@@ -32,6 +32,7 @@ export function flowRow(
     port: edge.port,
     process: edge.process,
     connections: traffic.connections,
+    blocked: traffic.blocked,
     bytes: traffic.bytes,
     firstSeen: traffic.firstSeen,
     lastSeen: traffic.lastSeen,

@@ -189,6 +189,8 @@ export interface FlowRow {
   readonly port: number | null;
   readonly process: string | null;
   readonly connections: number;
+  /** Of `connections`, the attempts an enforcing agent reported blocked. */
+  readonly blocked: number;
   readonly bytes: number;
   readonly firstSeen: string;
   readonly lastSeen: string;

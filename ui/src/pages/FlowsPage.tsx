@@ -375,7 +375,14 @@ function Row({ flow, draft }: { flow: FlowRow; draft: boolean }) {
         {service(flow.proto, flow.port)}
         {flow.process ? <div className="muted">{flow.process}</div> : null}
       </td>
-      <td className="num">{count(flow.connections)}</td>
+      <td className="num">
+        {count(flow.connections)}
+        {flow.blocked > 0 ? (
+          <div className="blocked-attempts" data-testid="flow-blocked">
+            {count(flow.blocked)} blocked
+          </div>
+        ) : null}
+      </td>
       <td className="num">{bytes(flow.bytes)}</td>
       <td className="muted nowrap">{time(flow.lastSeen)}</td>
       <td>
