@@ -101,6 +101,8 @@ export class Agent {
   private readonly sync: PolicySync;
   private readonly stopping = new AbortController();
   private readonly timers: NodeJS.Timeout[] = [];
+  /** Periodic tasks under way: stop waits for them, so none writes to the state after it. */
+  private readonly tasks = new Set<Promise<void>>();
   private credential: SavedCredential | null = null;
   private cp: ControlPlane | null = null;
   private endpoints: readonly Endpoint[] = [];
@@ -248,6 +250,7 @@ export class Agent {
     this.watch?.stop();
     this.collector.stop();
     await Promise.allSettled(this.loops);
+    await Promise.allSettled(this.tasks);
     // What was collected since the last flush goes to the spool, not to waste.
     await this.flush(true).catch(() => undefined);
   }
@@ -255,7 +258,12 @@ export class Agent {
   private every(ms: number, work: () => Promise<unknown>): void {
     this.timers.push(
       setInterval(() => {
-        work().catch((e: unknown) => this.log.warn({ err: errorText(e) }, 'periodic task failed'));
+        const task = work().then(
+          () => undefined,
+          (e: unknown) => this.log.warn({ err: errorText(e) }, 'periodic task failed'),
+        );
+        this.tasks.add(task);
+        void task.finally(() => this.tasks.delete(task));
       }, ms),
     );
   }

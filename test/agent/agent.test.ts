@@ -228,4 +228,29 @@ describe('running', () => {
     });
     expect(cp.batches.length).toBe(cp.stored.size);
   });
+
+  it('stops only once a flush under way has finished with the spool', async () => {
+    host.interfaceList = [{ name: 'eth0', addresses: ['198.18.250.2/24', '2001:db8::250:2/64'] }];
+    cp.current = estatePolicy(1);
+    const a = start();
+    await until('revision 1', () => a.status.appliedRevision === 1);
+    let release = () => {};
+    cp.flowsGate = new Promise((r) => (release = r));
+    try {
+      conntrack.emit(...fixture('conntrack-events.out').split('\n'));
+      await until('a flush sending its batch', () => journal.includes('cp.flows'));
+      let stopped = false;
+      const stopping = a.stop().then(() => (stopped = true));
+      await new Promise((r) => setTimeout(r, 100));
+      // The flush waits on the control plane: stop waits for it, so nothing writes the state
+      // directory (the spool) after stop has returned.
+      expect(stopped).toBe(false);
+      release();
+      await stopping;
+    } finally {
+      release();
+    }
+    expect(a.status.spooledBatches).toBe(0);
+    expect(cp.stored.size).toBeGreaterThan(0);
+  });
 });

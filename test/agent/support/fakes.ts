@@ -177,6 +177,8 @@ export class FakeControlPlane implements ControlPlane {
   readonly drops: FlowsDroppedReport[] = [];
   /** Loses the answer to the next flows call after storing the batch (a timeout). */
   loseNextFlowsAnswer = false;
+  /** While set, flows calls wait for it (a slow control plane). */
+  flowsGate: Promise<void> | null = null;
   private streams = new Set<EventStreamHandlers>();
 
   constructor(private readonly journal: Journal = []) {}
@@ -230,6 +232,7 @@ export class FakeControlPlane implements ControlPlane {
   }
   async flows(batch: FlowBatch) {
     this.reach('flows');
+    if (this.flowsGate) await this.flowsGate;
     this.batches.push(batch);
     const duplicate = this.stored.has(batch.batchId);
     if (!duplicate) this.stored.set(batch.batchId, batch);
