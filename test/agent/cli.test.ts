@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { VERSION } from '../../src/version.js';
 import { cli } from '../support/cli.js';
 
 describe('bulkhead agent', () => {
@@ -134,6 +135,12 @@ describe.skipIf(!existsSync(AGENT_PROGRAM))(
       const bad = await run('agent', '--server', 'http://cp', '--flush-interval', '11');
       expect(bad.code).toBe(2);
       expect(bad.stderr).toContain('--flush-interval: 11 s is outside 0.2-10 s');
+    });
+
+    it('says the version of the package it was built from', async () => {
+      const { stdout } = await run('--version');
+      expect(stdout.trim()).toBe(VERSION);
+      expect(VERSION).not.toBe('0.0.0');
     });
 
     it('is one file holding the agent and none of the control plane', async () => {
