@@ -33,7 +33,8 @@ import { stringify } from 'yaml';
 import { ApiClient } from '../src/cli/client.js';
 import { lockPrefix } from '../src/host/netns.js';
 import { hasCommand, run } from '../src/host/run.js';
-import { agentEnvironment, defaultAgentProgram } from '../src/lab/agents.js';
+import { builtAgentProgram } from '../src/agent/program.js';
+import { agentEnvironment } from '../src/lab/agents.js';
 import { labDown } from '../src/lab/down.js';
 import { LAB_TABLE } from '../src/lab/network.js';
 import { labUnavailable } from '../src/lab/preflight.js';
@@ -957,6 +958,7 @@ async function idleBaselines(
     children.add(child);
     return child;
   };
+  const usageOf = (u: UsageSummary) => ({ rssMb: u.rssMb, cpuSelf: u.cpuSelf });
   const bare = bareNode(agentEnvironment());
   const bareCaller = bareNode(process.env);
   try {
@@ -990,11 +992,8 @@ async function idleBaselines(
         cpuTreeMean: treeShares.reduce((a, b) => a + b, 0) / Math.max(1, treeShares.length),
         rssMb: distribution(rss),
       },
-      bareNode: { rssMb: bareResult.summary.rssMb, cpuSelf: bareResult.summary.cpuSelf },
-      bareNodeCallerEnv: {
-        rssMb: bareCallerResult.summary.rssMb,
-        cpuSelf: bareCallerResult.summary.cpuSelf,
-      },
+      bareNode: usageOf(bareResult.summary),
+      bareNodeCallerEnv: usageOf(bareCallerResult.summary),
     };
   } finally {
     for (const child of [bare, bareCaller]) {
@@ -1243,7 +1242,7 @@ export async function runLabBench(
       prefix: PREFIX,
       agents: {
         client: plane.client,
-        program: defaultAgentProgram(),
+        program: builtAgentProgram(),
         relayPort: RELAY_PORT,
         pairTimeoutMs: 180_000,
       },

@@ -5,13 +5,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
-import {
-  FLOW_IMPORT_FORMATS as FLOW_FILE_FORMATS,
-  type FlowImportFormat as FlowFileFormat,
-} from '../importers/flows/formats.js';
+import { FLOW_IMPORT_FORMATS, type FlowImportFormat } from '../importers/flows/formats.js';
 import { CliError } from './io.js';
-
-export { FLOW_FILE_FORMATS };
 
 const STDIN = '-';
 
@@ -22,7 +17,7 @@ export function flowFileName(file: string): string {
 
 export interface FlowFile {
   readonly text: string;
-  readonly format: FlowFileFormat;
+  readonly format: FlowImportFormat;
   /** What the request's body is declared as. */
   readonly contentType: 'text/csv' | 'text/plain';
   /** The file as messages name it. */
@@ -34,13 +29,13 @@ export async function readFlowFile(
   formatFlag: string | undefined,
 ): Promise<FlowFile> {
   const name = flowFileName(file);
-  const byExtension: Record<string, FlowFileFormat> = { '.csv': 'csv', '.json': 'json' };
+  const byExtension: Record<string, FlowImportFormat> = { '.csv': 'csv', '.json': 'json' };
   const format =
     formatFlag ?? (file === STDIN ? undefined : byExtension[extname(file).toLowerCase()]);
   if (format === undefined)
-    throw new CliError(`say what ${name} holds: --format ${FLOW_FILE_FORMATS.join('|')}`, 2);
-  if (!(FLOW_FILE_FORMATS as readonly string[]).includes(format))
-    throw new CliError(`--format: "${format}" is not one of ${FLOW_FILE_FORMATS.join(', ')}`, 2);
+    throw new CliError(`say what ${name} holds: --format ${FLOW_IMPORT_FORMATS.join('|')}`, 2);
+  if (!(FLOW_IMPORT_FORMATS as readonly string[]).includes(format))
+    throw new CliError(`--format: "${format}" is not one of ${FLOW_IMPORT_FORMATS.join(', ')}`, 2);
   let text: string;
   try {
     text = file === STDIN ? await readStdin() : await readFile(file, 'utf8');
@@ -49,7 +44,7 @@ export async function readFlowFile(
   }
   return {
     text,
-    format: format as FlowFileFormat,
+    format: format as FlowImportFormat,
     contentType: format === 'csv' || format === 'netflow' ? 'text/csv' : 'text/plain',
     name,
   };

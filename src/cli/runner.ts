@@ -12,21 +12,19 @@ export type Register = (program: Command, io: CliIo) => void;
 
 /** A `bulkhead` program with these commands, its output through `io`. */
 export function programOf(io: CliIo, registers: readonly Register[]): Command {
+  const output = { writeOut: (s: string) => io.out(s), writeErr: (s: string) => io.err(s) };
   const program = new Command('bulkhead')
     .description(
       'Bulkhead: microsegmentation. See which workloads talk, label them, write allow-list policy, enforce it on every host.',
     )
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
-    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
+    .configureOutput(output)
     .exitOverride();
   for (const register of registers) register(program, io);
   for (const cmd of program.commands) {
-    cmd.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
-    for (const sub of cmd.commands)
-      sub
-        .exitOverride()
-        .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
+    cmd.exitOverride().configureOutput(output);
+    for (const sub of cmd.commands) sub.exitOverride().configureOutput(output);
   }
   return program;
 }

@@ -7,7 +7,6 @@
 import { NODE_FLAGS } from '../agent/install.js';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { builtAgentProgram } from '../agent/program.js';
 import { activeAgentsOn, type ControlPlaneClient } from './control-plane.js';
 import { LabError } from './errors.js';
 import { netnsOf } from './network.js';
@@ -15,11 +14,6 @@ import { isAlive, startDaemon, type Daemon } from './processes.js';
 import type { AgentRecord, LabPaths } from './state.js';
 import type { WorkloadSpec } from './topology.js';
 import type { EnforcementMode } from '../policy/model.js';
-
-/** The agent program the lab runs unless told otherwise: this checkout's built bundle. */
-export function defaultAgentProgram(): string {
-  return builtAgentProgram();
-}
 
 export interface AgentLaunch {
   /** The agent's program: a JavaScript file node runs (see agent/program.ts). */

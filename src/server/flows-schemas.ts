@@ -191,8 +191,7 @@ export const timeseriesQuery = z.strictObject({
   resolution: z.enum(RESOLUTIONS).optional(),
 });
 
-export const IMPORT_FORMATS = FLOW_IMPORT_FORMATS;
-export const importQuery = z.strictObject({ format: z.enum(IMPORT_FORMATS) });
+export const importQuery = z.strictObject({ format: z.enum(FLOW_IMPORT_FORMATS) });
 
 /** Drops the non-filter parameters before reading the filter. */
 export function filterPart<T extends FilterParams>(q: T): FilterParams {

@@ -9,7 +9,8 @@ import { parseDuration } from '../analysis/flows/window.js';
 import { DECISIONS } from '../policy/decide.js';
 import { GenerationError, GRANULARITIES, parseScope } from '../policy/generate/index.js';
 import type { LabelSelector } from '../policy/model.js';
-import { flowRowView, flowWindowView, IMPORT_FORMATS, importQuery } from './flows-schemas.js';
+import { FLOW_IMPORT_FORMATS } from '../importers/flows/formats.js';
+import { flowRowView, flowWindowView, importQuery } from './flows-schemas.js';
 
 /** Generation and simulation look back 30 days unless told otherwise. */
 export const DEFAULT_GENERATE_SINCE = '30d';
@@ -151,7 +152,7 @@ export const simulateView = z.object({
 /** A file's simulation: what it held instead of a window, the rest as for retained flows. */
 export const simulateFileView = simulateView.omit({ window: true }).extend({
   file: z.object({
-    format: z.enum(IMPORT_FORMATS),
+    format: z.enum(FLOW_IMPORT_FORMATS),
     /** Flow summaries read from the file. */
     summaries: z.number(),
     /** Lines read but not simulated (a protocol the flow store does not keep, loopback). */

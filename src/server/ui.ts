@@ -4,25 +4,16 @@
  * index.html. Without a built UI, `/` says how to build it rather than a bare 404.
  */
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-
-/** The package root: the nearest folder above this module holding package.json (src/ or dist/src/). */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    const parent = dirname(dir);
-    if (parent === dir) return process.cwd();
-    dir = parent;
-  }
-}
+import { ownPackage } from '../own-package.js';
 
 /** Where the built UI is: BULKHEAD_UI_DIR, else dist/ui in the package. */
 export function uiDirectory(): string {
-  return resolve(process.env.BULKHEAD_UI_DIR ?? join(packageRoot(), 'dist', 'ui'));
+  return resolve(
+    process.env.BULKHEAD_UI_DIR ?? join(ownPackage()?.root ?? process.cwd(), 'dist', 'ui'),
+  );
 }
 
 const NOT_BUILT = `<!doctype html>

@@ -3,7 +3,7 @@
  * aggregated flow summaries, counted once; the recording sets become blocked attempts.
  */
 import { describe, expect, it } from 'vitest';
-import { parseConntrackLine } from '../../src/agent/parse/conntrack.js';
+import { parseConntrackLine, type ConntrackRecord } from '../../src/agent/parse/conntrack.js';
 import {
   parseNftListing,
   recordedElements,
@@ -139,6 +139,13 @@ describe('connection tracking', () => {
   const clientSockets = new SocketTable(parseSs(fixture('ss-client.out')));
   const serverSockets = new SocketTable(parseSs(fixture('ss-server.out')));
 
+  /** A whole `conntrack -L` dump of `records`, read by `t` (on the client). */
+  function dumped(t: ConnectionTracker, records: readonly ConntrackRecord[]): void {
+    t.beginDump();
+    for (const r of records) t.record({ ...r, event: 'entry' }, T0, clientSockets);
+    t.endDump();
+  }
+
   function tracker(local: string) {
     const seen: FlowObservation[] = [];
     const t = new ConnectionTracker((o) => seen.push(o));
@@ -205,9 +212,7 @@ describe('connection tracking', () => {
     const { t, seen } = tracker(CLIENT);
     const dump = recorded('conntrack-dump.out');
     // Start-up: the table already holds these (counted before a restart, perhaps).
-    t.beginDump();
-    for (const r of dump) t.record({ ...r, event: 'entry' }, T0, clientSockets);
-    t.endDump();
+    dumped(t, dump);
     expect(seen).toEqual([]);
     // Events for connections already known are not counted again...
     const established = dump.find((r) => r.dport === 8080 && r.bytes === 1380)!;
@@ -216,9 +221,7 @@ describe('connection tracking', () => {
     // ...a connection the event stream missed is counted by the next dump, once.
     const missed = { ...established, id: 42, sport: 40000 };
     for (let round = 0; round < 2; round++) {
-      t.beginDump();
-      for (const r of [...dump, missed]) t.record({ ...r, event: 'entry' }, T0, clientSockets);
-      t.endDump();
+      dumped(t, [...dump, missed]);
     }
     expect(seen).toEqual([expect.objectContaining({ dport: 8080, connections: 1 })]);
     // Its DESTROY adds its bytes to the same flow, with the process it was counted with.
@@ -226,27 +229,21 @@ describe('connection tracking', () => {
     expect(seen[1]).toMatchObject({ dport: 8080, connections: 0, bytes: 5000 });
     // A connection that left the table without its DESTROY is forgotten at the next dump.
     expect(t.tracked).toBe(5);
-    t.beginDump();
-    for (const r of dump.slice(0, 2)) t.record({ ...r, event: 'entry' }, T0, clientSockets);
-    t.endDump();
+    dumped(t, dump.slice(0, 2));
     expect(t.tracked).toBe(2);
   });
 
   it('counts a connection once when a dump forgets it before its DESTROY is read', () => {
     const { t, seen } = tracker(CLIENT);
     const dump = recorded('conntrack-dump.out');
-    t.beginDump();
-    for (const r of dump) t.record({ ...r, event: 'entry' }, T0, clientSockets);
-    t.endDump();
+    dumped(t, dump);
     // A connection counted at its NEW, which leaves the kernel's table...
     const closing = { ...dump.find((r) => r.dport === 8080)!, id: 77, sport: 40001 };
     t.record({ ...closing, event: 'new' }, T0, clientSockets);
     t.resolvePending(clientSockets);
     expect(seen).toEqual([expect.objectContaining({ dport: 8080, connections: 1 })]);
     // ...so the next dump no longer lists it, while its DESTROY waits in the event stream.
-    t.beginDump();
-    for (const r of dump) t.record({ ...r, event: 'entry' }, T0, clientSockets);
-    t.endDump();
+    dumped(t, dump);
     t.record({ ...closing, event: 'destroy', bytes: 700 }, T0 + 1, clientSockets);
     // Its bytes, with the process it was counted with; not a second connection.
     expect(seen).toEqual([
@@ -270,9 +267,7 @@ describe('connection tracking', () => {
   it('tells apart two live connections whose 32-bit conntrack ids collide', () => {
     const { t, seen } = tracker(CLIENT);
     const dump = recorded('conntrack-dump.out');
-    t.beginDump();
-    for (const r of dump) t.record({ ...r, event: 'entry' }, T0, clientSockets);
-    t.endDump();
+    dumped(t, dump);
     const base = dump.find((r) => r.dport === 8080)!;
     const first = { ...base, id: 4242, sport: 40010 };
     const second = { ...base, id: 4242, sport: 40011 };
@@ -283,9 +278,7 @@ describe('connection tracking', () => {
     t.resolvePending(clientSockets);
     expect(seen.map((o) => o.connections)).toEqual([1, 1]);
     // ...a dump lists both and counts neither again...
-    t.beginDump();
-    for (const r of [...dump, first, second]) t.record({ ...r, event: 'entry' }, T0, clientSockets);
-    t.endDump();
+    dumped(t, [...dump, first, second]);
     expect(seen).toHaveLength(2);
     // ...and each DESTROY adds its own bytes, neither taken for a lost NEW.
     t.record({ ...first, event: 'destroy', bytes: 10 }, T0 + 1, clientSockets);

@@ -101,7 +101,7 @@ export class ConnectionTracker {
     options: TrackerOptions = {},
   ) {
     this.known = new IdTable(options.maxTracked ?? 200_000);
-    this.ended = new IdTable(options.maxTracked ?? 200_000);
+    this.ended = new IdTable(this.known.limit);
     this.maxPending = options.maxPending ?? 10_000;
   }
 

@@ -19,7 +19,8 @@ import {
 } from '../../analysis/flows/filter-text.js';
 import type { FlowPage, FlowRow, MapEdge, MapResult } from '../../analysis/flows/model.js';
 import { ApiClient } from '../client.js';
-import { FLOW_FILE_FORMATS, readFlowFile } from '../flow-file.js';
+import { FLOW_IMPORT_FORMATS } from '../../importers/flows/formats.js';
+import { readFlowFile } from '../flow-file.js';
 import { CliError, json, type CliIo } from '../io.js';
 
 const REMOTE = 'talks to the control plane at BULKHEAD_URL with BULKHEAD_TOKEN';
@@ -377,7 +378,7 @@ export function registerFlows(program: Command, io: CliIo): void {
     .argument('<file>', 'the file (- for standard input)')
     .option(
       '--format <format>',
-      `${FLOW_FILE_FORMATS.join('|')} (default from a .csv or .json name)`,
+      `${FLOW_IMPORT_FORMATS.join('|')} (default from a .csv or .json name)`,
     )
     .option('--json', 'print the result as JSON')
     // `flows import FILE --json`: the program reads options after the subcommand too, so

@@ -3,7 +3,7 @@
  * reads options and prints; the lab's work is in src/lab.
  */
 import type { Command } from 'commander';
-import { defaultAgentProgram } from '../../lab/agents.js';
+import { builtAgentProgram } from '../../agent/program.js';
 import { labDown, type DownReport } from '../../lab/down.js';
 import { LabError } from '../../lab/errors.js';
 import { DEFAULT_PROBE, labProbe, type ProbeRow } from '../../lab/probe.js';
@@ -106,7 +106,7 @@ async function up(io: CliIo, file: string, flags: UpFlags): Promise<void> {
       );
     agents = {
       client: new ApiClient(url, process.env.BULKHEAD_TOKEN),
-      program: flags.agentProgram ?? defaultAgentProgram(),
+      program: flags.agentProgram ?? builtAgentProgram(),
       relayPort: numberOption('--relay-port', flags.relayPort, DEFAULT_RELAY_PORT, 0, 65535),
       pairTimeoutMs:
         numberOption('--pair-timeout', flags.pairTimeout, DEFAULT_PAIR_TIMEOUT_SECONDS, 0, 3600) *

@@ -11,7 +11,8 @@ import type { EndView, FlowRow, FlowWindow } from '../../analysis/flows/model.js
 import { GRANULARITIES, type GeneratedPolicy } from '../../policy/generate/index.js';
 import { ApiClient } from '../client.js';
 import { CliError, json, type CliIo } from '../io.js';
-import { FLOW_FILE_FORMATS, flowFileName, readFlowFile } from '../flow-file.js';
+import { FLOW_IMPORT_FORMATS } from '../../importers/flows/formats.js';
+import { flowFileName, readFlowFile } from '../flow-file.js';
 
 const DEFAULT_SINCE = '30d';
 /** Changes a text simulation report lists (the JSON has up to the server's limit). */
@@ -286,7 +287,7 @@ export function registerPolicyGenerate(policy: Command, io: CliIo): void {
     )
     .option(
       '--format <format>',
-      `${FLOW_FILE_FORMATS.join('|')} (default from a .csv or .json name)`,
+      `${FLOW_IMPORT_FORMATS.join('|')} (default from a .csv or .json name)`,
     )
     .option('--json', 'print the whole answer as JSON')
     .action((opts: SimulateOptions, cmd: Command) => simulate(io, opts, cmd));
